@@ -1,0 +1,5 @@
+"""``python -m mfcurate`` entry point."""
+
+from mfcurate.cli import main
+
+main()

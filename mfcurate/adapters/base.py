@@ -1,0 +1,193 @@
+"""The adapter contract: every source is one read-only class behind :class:`SourceAdapter`.
+
+An adapter only *reads*: it finds its files under the root the user gave, and yields
+:class:`~mfcurate.schemas.ImageRecord` and :class:`~mfcurate.schemas.ObjectRecord` rows under
+deterministic keys (``<source>/<image id>`` and ``<image key>/<annotation id>``).  The base class
+builds, validates and commits the tables, so a new source is one module, one registry entry,
+one fake-data generator and one page in ``docs/sources/``.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from mfcurate.errors import SourceFormatError, SourceNotFoundError
+from mfcurate.geometry import BoxXYXY, box_around, box_is_valid, clip_box
+from mfcurate.io.reader import ImageInfo, probe_image
+from mfcurate.schemas.tables import ImageRecord, ObjectRecord, images_table, objects_table
+from mfcurate.schemas.validate import validate_images, validate_objects
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """The source card in code: what the manifest and the publish step say about a source.
+
+    Attributes:
+        name: human-readable name.
+        citation: the paper to cite (free text).
+        doi: DOI of the dataset or paper (without ``https://doi.org/``).
+        homepage: where users obtain the data.
+        license: licence of the data, SPDX-like (``CC0-1.0``, ``CC-BY-NC-ND-2.0``...).
+        annotation_kind: ``pixel``, ``centroid``, ``box``, ``polygon`` or ``ihc``.
+        nominal_mpp: µm/px the source documents, used only when an image file is absent.
+    """
+
+    name: str
+    citation: str
+    doi: str
+    homepage: str
+    license: str
+    annotation_kind: str
+    nominal_mpp: float | None = None
+
+
+@dataclass
+class AdapterConfig:
+    """Options common to all adapters.
+
+    Attributes:
+        point_box_um: side in µm of the square box derived for point annotations
+            (default 12.5 µm, the 50 px MIDOG box at 0.25 µm/px).
+        strict: when true, an annotation whose image file is missing is an error.
+        probe_images: read each image file's header for its size and µm/px.
+        default_mpp: µm/px to use when neither the file nor the source card gives one.
+        options: adapter-specific options (documented on each adapter).
+    """
+
+    point_box_um: float = 12.5
+    strict: bool = False
+    probe_images: bool = True
+    default_mpp: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class SourceAdapter(abc.ABC):
+    """Base class of all adapters.
+
+    Subclasses set :attr:`key` and :attr:`info`, implement :meth:`locate`,
+    :meth:`iter_images` and :meth:`iter_objects`, and never write anything.
+
+    Args:
+        root: the folder as the source ships it.
+        config: common options.
+
+    Raises:
+        SourceNotFoundError: the root or the annotation files are not there.
+    """
+
+    key: ClassVar[str]
+    info: ClassVar[SourceInfo]
+
+    def __init__(self, root: Path | str, config: AdapterConfig | None = None) -> None:
+        self.root = Path(root)
+        self.config = config or AdapterConfig()
+        self.missing_images: list[str] = []
+        self.dropped: list[str] = []
+        if not self.root.exists():
+            raise SourceNotFoundError(self.root, self.expected_files(), self.key)
+        self.locate()
+
+    # ------------------------------------------------------------------ contract
+    @classmethod
+    @abc.abstractmethod
+    def expected_files(cls) -> Sequence[str]:
+        """Names of the files the adapter looks for (for error messages and docs)."""
+
+    @abc.abstractmethod
+    def locate(self) -> None:
+        """Find the annotation files under :attr:`root`; raise SourceNotFoundError if absent."""
+
+    @abc.abstractmethod
+    def iter_images(self) -> Iterator[ImageRecord]:
+        """Yield one record per image, in a deterministic order."""
+
+    @abc.abstractmethod
+    def iter_objects(self) -> Iterator[ObjectRecord]:
+        """Yield one record per annotation, in a deterministic order."""
+
+    # ------------------------------------------------------------------ helpers
+    def find(self, *candidates: str) -> Path:
+        """First existing path among ``candidates`` (relative to root, globs allowed)."""
+        for c in candidates:
+            if any(ch in c for ch in "*?["):
+                hits = sorted(self.root.glob(c))
+                if hits:
+                    return hits[0]
+            elif (self.root / c).exists():
+                return self.root / c
+        raise SourceNotFoundError(self.root, candidates, self.key)
+
+    def image_key(self, source_image_id: str) -> str:
+        """Deterministic image key."""
+        return f"{self.key}/{source_image_id}"
+
+    def probe(self, rel_path: str) -> ImageInfo | None:
+        """Header metadata of an image file relative to the root, or None when missing.
+
+        Missing files are remembered in :attr:`missing_images`; with ``strict`` they raise.
+        """
+        path = self.root / rel_path
+        if not path.exists():
+            if self.config.strict:
+                raise SourceNotFoundError(self.root, [rel_path], self.key)
+            self.missing_images.append(rel_path)
+            return None
+        if not self.config.probe_images:
+            return None
+        return probe_image(path)
+
+    def mpp_or_default(self, mpp: float | None) -> float | None:
+        """The file's µm/px, else the configured default, else the source's nominal one."""
+        if mpp:
+            return mpp
+        return self.config.default_mpp or self.info.nominal_mpp
+
+    def point_box(self, x: float, y: float, mpp: float | None) -> BoxXYXY:
+        """Box of side ``config.point_box_um`` (converted with ``mpp``) around a point.
+
+        Without any µm/px, the 50 px MIDOG box is used.
+        """
+        half = (self.config.point_box_um / mpp / 2.0) if mpp else 25.0
+        return box_around(x, y, half)
+
+    def clipped(self, box: BoxXYXY, width: int | None, height: int | None,
+                what: str) -> BoxXYXY | None:
+        """Clip a box to its image; None (and a note in :attr:`dropped`) if nothing is left."""
+        c = clip_box(box, width, height)
+        if not box_is_valid(c):
+            self.dropped.append(what)
+            return None
+        return c
+
+    @staticmethod
+    def extra_json(**fields: Any) -> str | None:
+        """Serialise adapter-specific fields for the ``extra`` column (None when empty)."""
+        clean = {k: v for k, v in fields.items() if v is not None}
+        return json.dumps(clean, sort_keys=True) if clean else None
+
+    def format_error(self, path: Path, detail: str) -> SourceFormatError:
+        """A :class:`SourceFormatError` naming a file under the root."""
+        return SourceFormatError(path, detail)
+
+    # ------------------------------------------------------------------ tables
+    def to_tables(self) -> tuple[pa.Table, pa.Table]:
+        """Read the whole source into validated ``(images, objects)`` tables."""
+        images = images_table(self.iter_images())
+        validate_images(images)
+        objects = objects_table(self.iter_objects())
+        validate_objects(objects, images)
+        return images, objects
+
+    @classmethod
+    def source_card(cls) -> dict[str, Any]:
+        """The :class:`SourceInfo` as a dict (manifest entry, publish metadata)."""
+        i = cls.info
+        return {"name": i.name, "citation": i.citation, "doi": i.doi, "homepage": i.homepage,
+                "license": i.license, "annotation_kind": i.annotation_kind}

@@ -1,0 +1,1 @@
+"""Pipelines: steps that read and write datasets (ingest, refine-masks, harvest, ...)."""

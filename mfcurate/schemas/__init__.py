@@ -1,0 +1,53 @@
+"""The mfcurate schema: two Arrow tables, their vocabularies and their validator.
+
+Coordinates are level-0 pixels, x = column, y = row, origin at the top-left corner of the
+first pixel.  ``bbox_xyxy`` is a float half-open box; ``centroid_xy`` is ``[x, y]``.  Masks are
+stored as COCO compressed RLE on the integer grid of their own box (never the whole image), so
+a mask on a 100k x 100k slide costs bytes, not gigabytes.  Physical units go through each
+image's ``mpp_x``/``mpp_y``.
+"""
+
+from mfcurate.schemas.tables import (
+    IMAGES_SCHEMA,
+    OBJECTS_SCHEMA,
+    SCHEMA_VERSION,
+    ImageRecord,
+    ObjectRecord,
+    conform,
+    images_table,
+    objects_table,
+)
+from mfcurate.schemas.validate import validate_images, validate_objects
+from mfcurate.schemas.vocab import (
+    COCO_CATEGORY_IDS,
+    FIGURE_LABELS,
+    LABEL_NAMES,
+    Label,
+    LabelOrigin,
+    MaskOrigin,
+    QAState,
+    Species,
+    Split,
+)
+
+__all__ = [
+    "COCO_CATEGORY_IDS",
+    "FIGURE_LABELS",
+    "IMAGES_SCHEMA",
+    "LABEL_NAMES",
+    "OBJECTS_SCHEMA",
+    "SCHEMA_VERSION",
+    "ImageRecord",
+    "Label",
+    "LabelOrigin",
+    "MaskOrigin",
+    "ObjectRecord",
+    "QAState",
+    "Species",
+    "Split",
+    "conform",
+    "images_table",
+    "objects_table",
+    "validate_images",
+    "validate_objects",
+]

@@ -1,0 +1,184 @@
+"""The two Arrow tables of an mfcurate dataset: ``images`` and ``objects``.
+
+Each field carries a one-line description in its Arrow metadata (``b"description"``); the
+JSON Schema in the repository's top-level ``schemas/`` folder and ``docs/schema.md`` are
+generated from these definitions (:mod:`mfcurate.schemas.export`).  The record dataclasses
+have exactly the same field names, which a test enforces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+#: Version of the table layout, written to every Parquet file's metadata.
+SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION_KEY = b"mfcurate.schema_version"
+
+
+def _f(name: str, typ: pa.DataType, nullable: bool, description: str) -> pa.Field:
+    return pa.field(name, typ, nullable=nullable, metadata={b"description": description.encode()})
+
+
+VOTE_TYPE = pa.struct([("annotator", pa.string()), ("label", pa.string())])
+
+IMAGES_SCHEMA = pa.schema(
+    [
+        _f("image_key", pa.string(), False, "Stable unique key: '<source>/<source_image_id>'."),
+        _f("source", pa.string(), False, "Adapter key of the source (e.g. 'midog++')."),
+        _f("source_image_id", pa.string(), False, "The image's id in its source."),
+        _f("path", pa.string(), False,
+           "Image file path relative to the source root recorded in the manifest."),
+        _f("width", pa.int64(), True, "Level-0 width in pixels (columns); null if unknown."),
+        _f("height", pa.int64(), True, "Level-0 height in pixels (rows); null if unknown."),
+        _f("mpp_x", pa.float64(), True, "Micrometres per pixel along x; null if unknown."),
+        _f("mpp_y", pa.float64(), True, "Micrometres per pixel along y; null if unknown."),
+        _f("scanner", pa.string(), True, "Scanner model, normalised spelling."),
+        _f("vendor", pa.string(), True, "Image file vendor as reported by the reader."),
+        _f("tumour_type", pa.string(), True, "Tumour type, lower case (e.g. 'human breast cancer')."),
+        _f("species", pa.string(), True, "Species: human, canine, feline, murine, other."),
+        _f("is_wsi", pa.bool_(), False, "True for a whole-slide image, False for a region/tile."),
+        _f("split", pa.string(), False, "train, val, test or unassigned."),
+        _f("fold", pa.int32(), True, "Cross-validation fold where the source defines one."),
+        _f("license", pa.string(), False, "Licence of the image and its annotations (SPDX-like)."),
+        _f("file_found", pa.bool_(), False, "Whether the image file existed at ingest time."),
+    ],
+    metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), b"table": b"images"},
+)
+
+OBJECTS_SCHEMA = pa.schema(
+    [
+        _f("object_key", pa.string(), False,
+           "Stable unique key: '<image_key>/<source_annotation_id>' (or a step-specific suffix)."),
+        _f("image_key", pa.string(), False, "Key of the image the object lies on."),
+        _f("source", pa.string(), False, "Adapter key of the source."),
+        _f("source_annotation_id", pa.string(), False, "The annotation's id in its source."),
+        _f("source_file", pa.string(), True,
+           "Annotation file the object was read from, relative to the source root."),
+        _f("label", pa.string(), False, "Class from the mfcurate vocabulary (consensus label)."),
+        _f("source_label", pa.string(), True, "The class name as the source wrote it."),
+        _f("label_origin", pa.string(), False,
+           "How the label geometry was made: pixel, centroid, box, polygon, ihc, model."),
+        _f("votes", pa.list_(VOTE_TYPE), True,
+           "Individual annotator votes (annotator, label) where the source has them."),
+        _f("confidence", pa.float64(), True,
+           "Source confidence/agreement score where the source has one (MITOS-ATYPIA-14)."),
+        _f("centroid_xy", pa.list_(pa.float64(), 2), False, "Object centre [x, y], level-0 px."),
+        _f("bbox_xyxy", pa.list_(pa.float64(), 4), False,
+           "Box [x_min, y_min, x_max, y_max], level-0 px, half-open, inside the image."),
+        _f("mask_rle", pa.string(), True,
+           "Nucleus mask as COCO compressed RLE on the box's integer grid (see geometry.mask_grid)."),
+        _f("mask_origin", pa.string(), True,
+           "source, disk, sam_box, sam_auto, phh3, classical or manual; null without a mask."),
+        _f("mask_score", pa.float64(), True, "Quality score of the mask (SAM predicted IoU or QA score)."),
+        _f("area_px", pa.int64(), True, "Mask area in level-0 pixels; null without a mask."),
+        _f("area_um2", pa.float64(), True, "Mask area in µm² through the image's mpp; null if unknown."),
+        _f("qa_state", pa.string(), False,
+           "unreviewed, flagged, accepted, amended or rejected."),
+        _f("qa_flags", pa.list_(pa.string()), True, "Reasons automatic QA flagged the mask."),
+        _f("parent_key", pa.string(), True,
+           "Object this one is derived from or linked to (e.g. a harvested match)."),
+        _f("extra", pa.string(), True, "JSON object with source- or step-specific fields."),
+    ],
+    metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), b"table": b"objects"},
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """One row of the ``images`` table (field docs live in :data:`IMAGES_SCHEMA`)."""
+
+    image_key: str
+    source: str
+    source_image_id: str
+    path: str
+    width: int | None = None
+    height: int | None = None
+    mpp_x: float | None = None
+    mpp_y: float | None = None
+    scanner: str | None = None
+    vendor: str | None = None
+    tumour_type: str | None = None
+    species: str | None = None
+    is_wsi: bool = False
+    split: str = "unassigned"
+    fold: int | None = None
+    license: str = "unknown"
+    file_found: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRecord:
+    """One row of the ``objects`` table (field docs live in :data:`OBJECTS_SCHEMA`)."""
+
+    object_key: str
+    image_key: str
+    source: str
+    source_annotation_id: str
+    label: str
+    label_origin: str
+    centroid_xy: tuple[float, float]
+    bbox_xyxy: tuple[float, float, float, float]
+    source_file: str | None = None
+    source_label: str | None = None
+    votes: Sequence[dict[str, str | None]] | None = None
+    confidence: float | None = None
+    mask_rle: str | None = None
+    mask_origin: str | None = None
+    mask_score: float | None = None
+    area_px: int | None = None
+    area_um2: float | None = None
+    qa_state: str = "unreviewed"
+    qa_flags: Sequence[str] | None = None
+    parent_key: str | None = None
+    extra: str | None = field(default=None)
+
+
+def _to_columns(records: Iterable[Any], schema: pa.Schema) -> pa.Table:
+    names = schema.names
+    cols: dict[str, list[Any]] = {n: [] for n in names}
+    for rec in records:
+        for n in names:
+            cols[n].append(getattr(rec, n))
+    return pa.table({n: pa.array(cols[n], type=schema.field(n).type) for n in names},
+                    schema=schema)
+
+
+def images_table(records: Iterable[ImageRecord]) -> pa.Table:
+    """Build an ``images`` table from records (an empty iterable gives an empty table)."""
+    return _to_columns(records, IMAGES_SCHEMA)
+
+
+def objects_table(records: Iterable[ObjectRecord]) -> pa.Table:
+    """Build an ``objects`` table from records (an empty iterable gives an empty table)."""
+    return _to_columns(records, OBJECTS_SCHEMA)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast a table read back from Parquet (or built elsewhere) to ``schema``.
+
+    Columns are reordered by name and the schema metadata is restored.  Missing nullable
+    columns are filled with nulls, so a table written by an older minor version still reads.
+    """
+    arrays = []
+    for f in schema:
+        if f.name in table.column_names:
+            arrays.append(table.column(f.name).cast(f.type))
+        elif f.nullable:
+            arrays.append(pa.nulls(table.num_rows, type=f.type))
+        else:
+            from mfcurate.errors import SchemaValidationError
+
+            raise SchemaValidationError(
+                str(schema.metadata.get(b"table", b"?").decode()), f"missing column {f.name!r}"
+            )
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def record_fields(cls: type) -> list[str]:
+    """Field names of a record dataclass, in order."""
+    return [f.name for f in dataclasses.fields(cls)]
