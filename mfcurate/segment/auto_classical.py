@@ -80,7 +80,7 @@ class ClassicalAutoSegmenter:
         h = haematoxylin_od(tile)
         sigma = self.smooth_um / mpp
         if sigma > 0.3:
-            h = cv2.GaussianBlur(h, (0, 0), sigma)
+            h = np.asarray(cv2.GaussianBlur(h, (0, 0), sigma), dtype=np.float32)
         if self.threshold is not None:
             thr = float(self.threshold)
         else:
@@ -88,9 +88,9 @@ class ClassicalAutoSegmenter:
             if float(h.max()) - float(h.min()) > 1e-3:
                 thr = max(float(threshold_otsu(h)), self.min_threshold)
         fg = (h > thr).astype(np.uint8)
-        r_open = max(1, int(round(0.4 / mpp)))
+        r_open = max(1, round(0.4 / mpp))
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r_open + 1, 2 * r_open + 1))
-        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, k)
+        fg = np.asarray(cv2.morphologyEx(fg, cv2.MORPH_OPEN, k), dtype=np.uint8)
         fg_b = ndi.binary_fill_holes(fg.astype(bool))
         if not fg_b.any():
             return np.zeros(fg.shape, np.int32)
@@ -103,7 +103,7 @@ class ClassicalAutoSegmenter:
         # components without a seed (tiny) keep their own label
         missing = fg_b & (lab == 0)
         if missing.any():
-            extra, n = ndi.label(missing)
+            extra, _n = ndi.label(missing)
             lab = np.where(missing, extra + lab.max(), lab)
         return np.asarray(lab, dtype=np.int32)
 
@@ -145,4 +145,4 @@ class ClassicalAutoSegmenter:
 
 def nucleus_radius_px(mpp: float, radius_um: float = 3.5) -> int:
     """A typical nucleus radius in pixels at ``mpp`` (helper for callers sizing margins)."""
-    return int(math.ceil(radius_um / mpp))
+    return math.ceil(radius_um / mpp)

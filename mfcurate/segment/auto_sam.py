@@ -236,7 +236,10 @@ class SamAutoSegmenter:
                 n_multi = int(low_t.shape[1])
                 low_t = low_t.flatten(0, 1)
                 iou_t = iou_t.flatten(0, 1)
-                keep = iou_t > o.pred_iou_thresh
+                if o.pred_iou_thresh > 0.0:  # SAM only filters with a positive threshold
+                    keep = iou_t > o.pred_iou_thresh
+                else:
+                    keep = torch.ones_like(iou_t, dtype=torch.bool)
                 idx = torch.nonzero(keep).flatten()
                 if idx.numel() == 0:
                     continue
@@ -247,7 +250,7 @@ class SamAutoSegmenter:
                     up = _Upsampler(low.shape[-1], int(self.sam.image_encoder.img_size),
                                     (input_hw[0], input_hw[1]), (rows, cols))
                 for k in range(low.shape[0]):
-                    if not ious[k] > f_iou:
+                    if o.pred_iou_thresh > 0.0 and not ious[k] > f_iou:
                         continue
                     rec = self._one_mask(up, low[k], thr, t_hi, t_lo, min_px, max_px, f_stab)
                     if rec is None:
@@ -281,7 +284,7 @@ class SamAutoSegmenter:
         win, y0, x0 = up.window(low, int(rr[0]), int(rr[-1]), int(cc[0]), int(cc[-1]))
         union = int(np.count_nonzero(win > t_lo))
         inter = int(np.count_nonzero(win > t_hi))
-        if union == 0 or not np.float32(inter) / np.float32(union) >= f_stab:
+        if union == 0 or (f_stab > 0 and not np.float32(inter) / np.float32(union) >= f_stab):
             return None
         m = win > thr
         area = int(np.count_nonzero(m))

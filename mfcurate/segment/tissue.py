@@ -67,14 +67,15 @@ def tissue_mask_rgb(rgb: npt.NDArray[np.uint8], scale: float = 1.0,
     t_sat = _thr(sat, *_SAT_RANGE)
     mask = ((od > t_od) | (sat > t_sat)) & ~black
     um_per_px = (mpp or 0.25) * scale
-    radius = max(1, int(round(8.0 / um_per_px)))  # close gaps of ~16 µm
+    radius = max(1, round(8.0 / um_per_px))  # close gaps of ~16 µm
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     m8 = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, k)
     from scipy import ndimage as ndi
 
     filled = ndi.binary_fill_holes(m8.astype(bool))
     min_px = min_object_um2 / (um_per_px**2)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(filled.astype(np.uint8), 8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        np.asarray(filled, dtype=np.uint8), connectivity=8)
     keep = np.zeros(n, bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_px
     return np.asarray(keep[labels], dtype=bool)
@@ -124,9 +125,9 @@ def tile_grid(width: int, height: int, tile: int = 1024, overlap: int = 128) -> 
 
 def _mask_fraction(mask: BoolMask, scale: float, t: Tile) -> float:
     x, y, w, h = t
-    c0, r0 = int(math.floor(x / scale)), int(math.floor(y / scale))
-    c1 = max(int(math.ceil((x + w) / scale)), c0 + 1)
-    r1 = max(int(math.ceil((y + h) / scale)), r0 + 1)
+    c0, r0 = math.floor(x / scale), math.floor(y / scale)
+    c1 = max(math.ceil((x + w) / scale), c0 + 1)
+    r1 = max(math.ceil((y + h) / scale), r0 + 1)
     sub = mask[r0:r1, c0:c1]
     return float(sub.mean()) if sub.size else 0.0
 
@@ -160,7 +161,7 @@ def regions_mask(regions: Sequence[Any], shape: tuple[int, int], scale: float) -
                 cv2.fillPoly(out, [np.round(np.asarray(hole.coords)).astype(np.int32)], 0)
         if not polys and not geom.is_empty:
             x0, y0, x1, y1 = geom.bounds
-            out[int(y0):int(math.ceil(y1)) + 1, int(x0):int(math.ceil(x1)) + 1] = 1
+            out[int(y0):math.ceil(y1) + 1, int(x0):math.ceil(x1) + 1] = 1
     return out.astype(bool)
 
 
