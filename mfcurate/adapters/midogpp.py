@@ -15,7 +15,7 @@ from mfcurate.adapters.base import SourceAdapter, SourceInfo
 from mfcurate.adapters.sliderunner import last_vote_per_person, read_sliderunner
 from mfcurate.errors import SourceFormatError, SourceNotFoundError
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord
-from mfcurate.schemas.vocab import LabelOrigin, Split
+from mfcurate.schemas.vocab import LabelOrigin, Species, Split
 
 #: Nominal µm/px per scanner (used only when the image file is absent).
 SCANNER_MPP = {
@@ -141,7 +141,15 @@ class MIDOGpp(SourceAdapter):
         assert_path = self.xval_path
         if assert_path is None:
             return {}
+        try:
+            return self._parse_xval(assert_path)
+        except UnicodeDecodeError as exc:
+            raise SourceFormatError(assert_path, f"not UTF-8 text ({exc})") from exc
+
+    def _parse_xval(self, assert_path: Path) -> dict[int, dict[str, str]]:
         out: dict[int, dict[str, str]] = {}
+        species_ok = {s.value for s in Species}
+        splits_ok = {s.value for s in Split}
         with assert_path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, delimiter=";")
             header = next(reader, None)
@@ -159,7 +167,16 @@ class MIDOGpp(SourceAdapter):
                 except ValueError as exc:
                     raise SourceFormatError(assert_path, f"line {lineno}: Slide {row[0]!r} is "
                                                          "not an integer") from exc
-                out[sid] = dict(zip(_XVAL_COLUMNS, (c.strip() for c in row), strict=False))
+                rec = dict(zip(_XVAL_COLUMNS, (c.strip() for c in row), strict=False))
+                if rec["Species"].lower() not in species_ok:
+                    raise SourceFormatError(assert_path, f"line {lineno}: Species "
+                                                         f"{rec['Species']!r} is not one of "
+                                                         f"{sorted(species_ok)}")
+                if rec["Dataset"].lower() not in splits_ok:
+                    raise SourceFormatError(assert_path, f"line {lineno}: Dataset "
+                                                         f"{rec['Dataset']!r} is not one of "
+                                                         f"{sorted(splits_ok)}")
+                out[sid] = rec
         return out
 
     def _load_json(self) -> tuple[dict[int, dict[str, Any]], dict[int, str], list[dict[str, Any]]]:
