@@ -75,6 +75,7 @@ class Folder(SourceAdapter):
             if (self.root / name).exists():
                 self.config_path = self.root / name
         self.settings = self._read_config()
+        self._cache: list[tuple[Path, ImageRecord]] | None = None
         files = [p for p in sorted(self.root.rglob("*"))
                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                  and not any(part.startswith(".") for part in p.relative_to(self.root).parts)]
@@ -116,14 +117,15 @@ class Folder(SourceAdapter):
     def _annotation_file(self, path: Path) -> Path | None:
         rel = path.relative_to(self.root)
         stem = rel.with_suffix("")
-        for cand in (self.root / stem.with_suffix(".geojson"), self.root / stem.with_suffix(".json"),
+        for cand in (self.root / stem.with_suffix(".geojson"),
+                     self.root / stem.with_suffix(".json"),
                      self.root / "annotations" / stem.with_suffix(".geojson")):
             if cand.exists():
                 return cand
         return None
 
     def _images(self) -> list[tuple[Path, ImageRecord]]:
-        if hasattr(self, "_cache"):
+        if self._cache is not None:
             return self._cache
         out = []
         ids: dict[str, Path] = {}

@@ -130,6 +130,7 @@ class MIDOGpp(SourceAdapter):
         self.xval_path = self.locate_xval()
         self.image_dir = self.root / "images" if (self.root / "images").is_dir() else self.root
         self._meta: list[_ImageMeta] | None = None
+        self._records: dict[int, ImageRecord] | None = None
         self._annotations: list[dict[str, Any]] | None = None
 
     def locate_xval(self) -> Path | None:
@@ -250,7 +251,7 @@ class MIDOGpp(SourceAdapter):
                 iid = _id_from_filename(s.filename, uid)
                 files[iid] = (s.filename, s.width, s.height, None)
             for sp in db.spots:
-                votes = last_vote_per_person(sp.votes, exclude=self.machine_persons)
+                human = last_vote_per_person(sp.votes, exclude=self.machine_persons)
                 if not sp.votes:
                     continue  # the official loader drops annotations nobody voted on
                 iid = _id_from_filename(db.slides[sp.slide_uid].filename, sp.slide_uid)
@@ -258,7 +259,7 @@ class MIDOGpp(SourceAdapter):
                     "id": sp.uid, "image_id": iid, "center": (sp.x, sp.y),
                     "class_name": db.classes.get(sp.class_id),
                     "votes": [{"annotator": v.person, "label": _lab(v.class_name)}
-                              for v in votes] or None,
+                              for v in human] or None,
                     "origin": LabelOrigin.CENTROID.value,
                     "file": assert_sql.relative_to(self.root).as_posix()})
         annotated = {int(a["image_id"]) for a in annotations}
@@ -302,7 +303,7 @@ class MIDOGpp(SourceAdapter):
 
     # ------------------------------------------------------------------ contract
     def _image_records(self) -> dict[int, ImageRecord]:
-        if hasattr(self, "_records"):
+        if self._records is not None:
             return self._records
         meta, _ = self._collect()
         out: dict[int, ImageRecord] = {}
@@ -310,6 +311,8 @@ class MIDOGpp(SourceAdapter):
             rel = (self.image_dir / m.file_name).relative_to(self.root).as_posix()
             probed = self.probe(rel)
             nominal = SCANNER_MPP.get((m.scanner or "").lower())
+            w: int | None
+            h: int | None
             if probed is not None:
                 w, h, mx, my, vendor = (probed.width, probed.height, probed.mpp_x,
                                         probed.mpp_y, probed.vendor)

@@ -96,6 +96,7 @@ def export_coco(dataset: Dataset, out_dir: Path, *, by_source: bool = False,
     image_ids = {r["image_key"]: i + 1 for i, r in enumerate(image_rows)}
     image_info = {r["image_key"]: r for r in image_rows}
     handles: dict[str, IO[str]] = {}
+    f: IO[str]
     tmp_paths: dict[str, Path] = {}
     first: dict[str, bool] = {}
     report = CocoReport()

@@ -24,6 +24,8 @@ def write_png(path: Path, rgb: npt.NDArray[np.uint8], mpp: float | None = None) 
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {"dpi": (25400.0 / mpp, 25400.0 / mpp)} if mpp else {}
-    Image.fromarray(rgb).save(path, **kwargs)
+    if mpp:
+        Image.fromarray(rgb).save(path, dpi=(25400.0 / mpp, 25400.0 / mpp))
+    else:
+        Image.fromarray(rgb).save(path)
     return path

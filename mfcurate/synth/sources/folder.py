@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mfcurate.geometry import mask_polygons, mask_to_record
+from mfcurate.geometry import mask_grid, mask_polygons, mask_to_record
 from mfcurate.synth.images import write_png
 from mfcurate.synth.render import render_tissue
 from mfcurate.synth.spec import FakeSpec
@@ -44,7 +44,9 @@ def _feature(geometry: dict[str, Any], cls: str | None) -> dict[str, Any]:
 
 
 def generate(root: Path, seed: int = 0, size: int = 768) -> FakeSpec:
-    """Write ``case1/slide.svs`` (polygons, points, a rectangle, an ignored tissue region),
+    """Write a fake in-house folder and return its truth.
+
+    ``case1/slide.svs`` (polygons, points, a rectangle, an ignored tissue region),
     ``case2/field.png`` (points, no resolution in the file: mpp from the TOML) and
     ``case3/empty.png`` (no GeoJSON), plus ``mfcurate.toml``.
     """
@@ -61,14 +63,13 @@ def generate(root: Path, seed: int = 0, size: int = 768) -> FakeSpec:
         cls = "Mitosis" if p.kind == "mitotic_figure" else "Mitotic-like"
         if k % 3 == 0:
             rec = mask_to_record(p.mask, p.offset_xy)
-            assert rec is not None
-            from mfcurate.geometry import mask_grid
-
+            if rec is None:
+                continue
             poly = mask_polygons(rec[1], mask_grid(rec[0]))[0]
             ring = [[poly[i], poly[i + 1]] for i in range(0, len(poly), 2)]
-            geom = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+            geom: dict[str, Any] = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
         elif k % 3 == 1:
-            geom = {"type": "Point", "coordinates": list(p.centroid_xy)}
+            geom = {"type": "Point", "coordinates": [p.centroid_xy[0], p.centroid_xy[1]]}
         else:
             x0, y0, x1, y1 = p.bbox_xyxy
             geom = {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1],

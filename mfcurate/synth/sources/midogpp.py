@@ -50,8 +50,8 @@ def generate(root: Path, seed: int = 0, key: str = "midog++", size: int = 320) -
     anns: list[dict[str, Any]] = []
     counts = {"mitotic_figure": 0, "mitotic_like": 0}
     aid = 1
-    for iid, _split, tumour, scanner, _sp, n_mf, n_like in [*plan, (unlabelled, "", "", "Aperio CS2",
-                                                                    "", 0, 0)]:
+    everything = [*plan, (unlabelled, "", "", "Aperio CS2", "", 0, 0)]
+    for iid, _split, tumour, scanner, _sp, n_mf, n_like in everything:
         mpp = _MPP.get(scanner, 0.25) if plus else (0.23 if iid <= 100 else 0.25)
         rgb, planted = render_tissue(rng, size, size, mpp=mpp, n_mitotic=n_mf,
                                      n_mitotic_like=n_like, nuclei_per_mm2=3000)
@@ -81,7 +81,8 @@ def generate(root: Path, seed: int = 0, key: str = "midog++", size: int = 320) -
         "licenses": [{"url": "https://creativecommons.org/publicdomain/zero/1.0/", "id": 1,
                       "name": "CC0"}],
         "images": images,
-        "categories": [{"id": 1, "name": "mitotic figure"}, {"id": 2, "name": "not mitotic figure"}],
+        "categories": [{"id": 1, "name": "mitotic figure"},
+                       {"id": 2, "name": "not mitotic figure"}],
         "annotations": anns,
     }
     jname = "MIDOG++.json" if plus else "MIDOG.json"
