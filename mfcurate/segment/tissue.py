@@ -81,7 +81,7 @@ def tissue_mask_rgb(rgb: npt.NDArray[np.uint8], scale: float = 1.0,
     return np.asarray(keep[labels], dtype=bool)
 
 
-def tissue_mask(image: ImageSource, max_size: int = 2048,
+def tissue_mask(image: ImageSource, max_size: int = 1024,
                 min_object_um2: float = 2500.0) -> tuple[BoolMask, float]:
     """Tissue mask of a whole image from a low-resolution level.
 
@@ -172,7 +172,7 @@ def tissue_tiles(
     mask: tuple[BoolMask, float] | None = None,
     regions: Sequence[Any] | None = None,
     min_tissue: float = 0.02,
-    max_size: int = 2048,
+    max_size: int = 1024,
 ) -> list[Tile]:
     """Tiles of an image that cover tissue (and, optionally, only some regions).
 
