@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from mfcurate.dataset import Dataset
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord, images_table, objects_table
 from mfcurate.synth.render import Planted, render_tissue

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harvest_synth import MPP, OVERLAP, SOURCE, TILE, TISSUE_COLS, SynthSlide, make_synth_dataset
 
 from mfcurate.dataset import Dataset
 from mfcurate.geometry import decode_mask, mask_grid
 from mfcurate.pipelines.harvest import HarvestConfig, HarvestReport, harvest_dataset
-
-from harvest_synth import MPP, OVERLAP, SOURCE, TILE, TISSUE_COLS, SynthSlide, make_synth_dataset
 
 CFG = HarvestConfig(tile=TILE, overlap=OVERLAP)
 
@@ -38,7 +37,7 @@ def _objects(ds_dir: Path, part: str) -> list[dict]:
 
 
 def test_recall_of_planted_nuclei(harvested: tuple[SynthSlide, HarvestReport, Path]) -> None:
-    slide, rep, _ = harvested
+    slide, _rep, _ = harvested
     rows = _objects(slide.dataset, "harvest")
     shape = slide.rgb.shape[:2]
     lab = np.zeros(shape, np.int32)
@@ -80,7 +79,7 @@ def test_no_duplicates_and_glass_skipped(harvested: tuple[SynthSlide, HarvestRep
     # nothing on the glass half, every tile of the report lies on tissue
     assert max(r["centroid_xy"][0] for r in rows) < TISSUE_COLS + 5
     for r in rows:
-        tx, ty, tw, th = json.loads(r["extra"])["tile_xywh"]
+        tx, _ty, _tw, _th = json.loads(r["extra"])["tile_xywh"]
         assert tx < TISSUE_COLS
 
 
