@@ -87,13 +87,13 @@ class AmgOptions:
 def _interp_matrix(n_in: int, n_out: int) -> npt.NDArray[np.float64]:
     """``(n_out, n_in)`` matrix of PyTorch's 1-D bilinear resize (align_corners=False)."""
     m = np.zeros((n_out, n_in), np.float64)
-    scale = n_in / n_out
-    dst = np.arange(n_out, dtype=np.float64)
-    src = np.maximum(scale * (dst + 0.5) - 0.5, 0.0)
-    i0 = np.floor(src).astype(np.int64)
-    i0 = np.minimum(i0, n_in - 1)
+    # float32 arithmetic, as PyTorch's CPU/GPU kernels compute the source index
+    scale = np.float32(n_in) / np.float32(n_out)
+    dst = np.arange(n_out, dtype=np.float32)
+    src = np.maximum(scale * (dst + np.float32(0.5)) - np.float32(0.5), np.float32(0.0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
     i1 = np.minimum(i0 + 1, n_in - 1)
-    l1 = src - i0
+    l1 = (src - i0.astype(np.float32)).astype(np.float64)
     l1 = np.where(i1 == i0, 0.0, l1)
     np.add.at(m, (np.arange(n_out), i0), 1.0 - l1)
     np.add.at(m, (np.arange(n_out), i1), l1)
