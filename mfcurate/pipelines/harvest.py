@@ -331,6 +331,9 @@ def harvest_dataset(
     from mfcurate.executor import Task, read_outputs, run_tasks
 
     cfg = config or HarvestConfig()
+    if cfg.checkpoint and not Path(cfg.checkpoint).is_file():
+        raise MfcurateError(f"SAM checkpoint {cfg.checkpoint} does not exist (download it "
+                            "yourself; mfcurate never downloads weights)")
     ds = Dataset.open(dataset)
     chosen = list(sources) if sources else ds.sources
     unknown = [s for s in chosen if s not in ds.sources]
@@ -563,10 +566,18 @@ def harvest_step(ctx: StepContext, sources: Sequence[str] | None = None,
                  overlay: bool = True, **options: Any) -> dict[str, Any]:
     """Recipe/demo step: harvest background objects (options as :class:`HarvestConfig`).
 
-    Writes ``harvest_overlay.png`` (one tile with the harvested outlines) into
+    Options that are not fields of :class:`HarvestConfig` are segmenter options (e.g.
+    ``points_per_side``); ``sam_checkpoint``/``sam_model_type`` are accepted as aliases of
+    ``checkpoint``/``model_type``.  Writes ``harvest_overlay.png`` (one tile with the harvested outlines) into
     ``ctx.work_dir`` and returns the report as a dict.
     """
     known = set(HarvestConfig.__dataclass_fields__)
+    # the demo and recipes name the SAM model with a prefix shared by every step
+    if options.get("sam_checkpoint"):
+        options.setdefault("checkpoint", options["sam_checkpoint"])
+    options.pop("sam_checkpoint", None)
+    if "sam_model_type" in options:
+        options.setdefault("model_type", options.pop("sam_model_type"))
     amg = dict(options.pop("amg", {}) or {})
     for k in list(options):
         if k not in known:
