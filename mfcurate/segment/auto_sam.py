@@ -124,6 +124,12 @@ class _Upsampler:
             exact = n_in == n_orig == img_size and img_size % low == 0
             self.factor.append(img_size // low if exact else 0)
 
+    def extent(self, axis: int, a0: int, a1: int) -> int:
+        """Number of output pixels along ``axis`` reachable from low-res indices a0..a1."""
+        o0 = int(np.searchsorted(self.hi[axis], a0, side="left"))
+        o1 = int(np.searchsorted(self.lo[axis], a1, side="right"))
+        return max(o1 - o0, 0)
+
     def window(self, logits: FloatArray, r0: int, r1: int, c0: int, c1: int
                ) -> tuple[FloatArray, int, int]:
         """Full-size logits of the output window reachable from low-res rows r0..r1, cols c0..c1.
@@ -176,6 +182,8 @@ class SamAutoSegmenter:
         sam.eval()
         self.sam = sam
         self.predictor = SamPredictor(sam)
+        #: masks whose window exceeds this fraction of the tile are upsampled whole
+        self.big_window = 0.25
 
     # ------------------------------------------------------------------ model passes
     def _decode(self, points: npt.NDArray[np.float64], im_size: tuple[int, int]
@@ -249,15 +257,28 @@ class SamAutoSegmenter:
                 if up is None:
                     up = _Upsampler(low.shape[-1], int(self.sam.image_encoder.img_size),
                                     (input_hw[0], input_hw[1]), (rows, cols))
+                big: list[int] = []
                 for k in range(low.shape[0]):
                     if o.pred_iou_thresh > 0.0 and not ious[k] > f_iou:
                         continue
-                    rec = self._one_mask(up, low[k], thr, t_hi, t_lo, min_px, max_px, f_stab)
-                    if rec is None:
+                    pre = self._prefilter(up, low[k], thr, t_lo, min_px, max_px)
+                    if pre is None:
                         continue
-                    rec["predicted_iou"] = float(ious[k])
-                    rec["point_coords"] = [float(v) for v in batch[pidx[k]]]
-                    recs.append(rec)
+                    win_px = pre[4]
+                    if win_px > self.big_window * rows * cols:
+                        big.append(k)  # cheaper through SAM's own full-size upsampling
+                        continue
+                    win, y0, x0 = up.window(low[k], *pre[:4])
+                    self._keep(recs, win, y0, x0, thr, t_hi, t_lo, min_px, max_px, f_stab,
+                               float(ious[k]), batch[pidx[k]])
+                for c0 in range(0, len(big), 16):
+                    chunk = big[c0:c0 + 16]
+                    full = self.sam.postprocess_masks(
+                        torch.from_numpy(low[chunk])[:, None], input_hw, (rows, cols))
+                    full_np = full[:, 0].cpu().numpy()
+                    for j, k in enumerate(chunk):
+                        self._keep(recs, full_np[j], 0, 0, thr, t_hi, t_lo, min_px, max_px,
+                                   f_stab, float(ious[k]), batch[pidx[k]])
             self.predictor.reset_image()
         if not recs:
             return []
@@ -268,8 +289,13 @@ class SamAutoSegmenter:
         return [recs[i] for i in keep_idx.tolist()]
 
     @staticmethod
-    def _one_mask(up: _Upsampler, low: FloatArray, thr: float, t_hi: float, t_lo: float,
-                  min_px: float, max_px: float, f_stab: np.float32) -> dict[str, Any] | None:
+    def _prefilter(up: _Upsampler, low: FloatArray, thr: float, t_lo: float, min_px: float,
+                   max_px: float) -> tuple[int, int, int, int, int] | None:
+        """Low-res window ``(r0, r1, c0, c1, output_window_px)`` of a mask, or None.
+
+        None means the mask is empty or its full-size area provably falls outside
+        ``[min_px, max_px]``.
+        """
         pos_lo = low > t_lo
         rr = np.flatnonzero(pos_lo.any(axis=1))
         if rr.size == 0:
@@ -281,24 +307,34 @@ class SamAutoSegmenter:
             dil, ero = _dilate_erode_counts(low > thr)
             if f2 * dil < min_px or f2 * ero > max_px:
                 return None
-        win, y0, x0 = up.window(low, int(rr[0]), int(rr[-1]), int(cc[0]), int(cc[-1]))
+        r0, r1, c0, c1 = int(rr[0]), int(rr[-1]), int(cc[0]), int(cc[-1])
+        n_rows = up.extent(0, r0, r1)
+        n_cols = up.extent(1, c0, c1)
+        return r0, r1, c0, c1, n_rows * n_cols
+
+    @staticmethod
+    def _keep(recs: list[dict[str, Any]], win: FloatArray, y0: int, x0: int, thr: float,
+              t_hi: float, t_lo: float, min_px: float, max_px: float, f_stab: np.float32,
+              iou: float, point: npt.NDArray[np.float64]) -> None:
+        """Stability, threshold, area filter and box of one full-size (window of a) mask."""
         union = int(np.count_nonzero(win > t_lo))
         inter = int(np.count_nonzero(win > t_hi))
         if union == 0 or (f_stab > 0 and not np.float32(inter) / np.float32(union) >= f_stab):
-            return None
+            return
         m = win > thr
         area = int(np.count_nonzero(m))
         if area == 0 or area < min_px or area > max_px:
-            return None
+            return
         ys = np.flatnonzero(m.any(axis=1))
         xs = np.flatnonzero(m.any(axis=0))
         crop = m[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
         ox, oy = x0 + int(xs[0]), y0 + int(ys[0])
-        return {
+        recs.append({
             "mask": crop, "offset_xy": (ox, oy), "area": area,
             "bbox": [ox, oy, x0 + int(xs[-1]), y0 + int(ys[-1])],
             "stability_score": float(np.float32(inter) / np.float32(union)),
-        }
+            "predicted_iou": iou, "point_coords": [float(v) for v in point],
+        })
 
     def segment_tile(self, tile: npt.NDArray[np.uint8], mpp: float) -> list[Instance]:
         """All cell-scale objects of a tile (masks in the tile frame, origin ``sam_auto``)."""

@@ -61,14 +61,17 @@ def test_windowed_upsampling_matches_postprocess(orig: tuple[int, int]) -> None:
     assert (win > 0).any()
 
 
-@pytest.mark.parametrize("shape", [(256, 256), (200, 256)])
-def test_fast_generator_reproduces_stock(shape: tuple[int, int]) -> None:
+@pytest.mark.parametrize(("shape", "big_window"), [((256, 256), 2.0), ((200, 256), 2.0),
+                                                   ((256, 256), 0.0)])
+def test_fast_generator_reproduces_stock(shape: tuple[int, int], big_window: float) -> None:
     sam = _sharp_tiny_sam(256)
     rgb, _ = render_tissue(np.random.default_rng(0), *shape, mpp=0.5)
     opts = AmgOptions(points_per_side=6, points_per_batch=16, pred_iou_thresh=0.02,
                       stability_score_thresh=0.55, box_nms_thresh=1.0, min_area_um2=0.0,
                       max_area_um2=1e9)
-    fast = SamAutoSegmenter(sam, opts).generate(rgb, 0.5)
+    gen = SamAutoSegmenter(sam, opts)
+    gen.big_window = big_window  # 2.0: every mask windowed; 0.0: every mask upsampled whole
+    fast = gen.generate(rgb, 0.5)
     stock = StockSamAutoSegmenter(sam, opts).generate(rgb, 0.5)
     assert len(stock) >= 3
     assert len(fast) == len(stock)
