@@ -15,9 +15,10 @@ On a CPU use a small model (``--model micro``: SAM's own classes with a 32-dim d
     python bench/bench_harvest.py --model micro --points-per-side 32          # 2 CPU cores
     python bench/bench_harvest.py --model vit_h --checkpoint sam_vit_h_4b8939.pth --device cuda
 
-Without ``--checkpoint`` the weights are random; the mask decoder's output is then scaled
-(``--gain``) so that predicted IoU and stability filters keep masks, and the same model goes
-to both generators.  With random weights pass ``--pred-iou-thresh``/``--stability-score-thresh``
+Without ``--checkpoint`` the weights are random; the decoder's upscaling kernels are then made
+spatially constant (masks are blobs of image-embedding cells, not pixel noise) and its output
+is scaled (``--gain``) so that the predicted-IoU and stability filters keep masks; the same
+model goes to both generators.  With random weights pass ``--pred-iou-thresh``/``--stability-score-thresh``
 that keep a reasonable share of masks (defaults below do).
 """
 
@@ -89,7 +90,10 @@ def load_model(args: argparse.Namespace) -> Any:
 
         torch.manual_seed(0)
         sam = sam_model_registry[args.model](checkpoint=None)
-    with torch.no_grad():  # random weights: make the logits decisive
+    with torch.no_grad():  # random weights: blob-shaped, decisive logits
+        for m in sam.mask_decoder.output_upscaling:
+            if isinstance(m, torch.nn.ConvTranspose2d):  # no pixel noise from random kernels
+                m.weight.copy_(m.weight.mean((2, 3), keepdim=True).expand_as(m.weight))
         for mlp in sam.mask_decoder.output_hypernetworks_mlps:
             mlp.layers[-1].weight.mul_(args.gain)
             mlp.layers[-1].bias.mul_(args.gain)
