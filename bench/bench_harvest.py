@@ -18,8 +18,8 @@ On a CPU use a small model (``--model micro``: SAM's own classes with a 32-dim d
 Without ``--checkpoint`` the weights are random; the decoder's upscaling kernels are then made
 spatially constant (masks are blobs of image-embedding cells, not pixel noise) and its output
 is scaled (``--gain``) so that the predicted-IoU and stability filters keep masks; the same
-model goes to both generators.  With random weights pass ``--pred-iou-thresh``/``--stability-score-thresh``
-that keep a reasonable share of masks (defaults below do).
+model goes to both generators.  With random weights the default thresholds are 0.02 (IoU) and
+0.5 (stability), which keep a reasonable share of masks; with a checkpoint they are 0.8/0.8.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def bench_sam(args: argparse.Namespace) -> None:
     t_fast, r_fast = timed(fast)
     frac = reproduced(r_fast, r_stock, rgb.shape[:2])
     print(f"SAM automatic masks, model {args.model}"
-          f"{' (random weights, gain %g)' % args.gain if not args.checkpoint else ''}, "
+          f"{f' (random weights, gain {args.gain:g})' if not args.checkpoint else ''}, "
           f"{args.device}, {args.threads} thread(s), tile {rgb.shape[1]}x{rgb.shape[0]} "
           f"{what} at {mpp} um/px")
     print(f"  settings: {opts.as_dict()}")

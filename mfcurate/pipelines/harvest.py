@@ -568,8 +568,8 @@ def harvest_step(ctx: StepContext, sources: Sequence[str] | None = None,
 
     Options that are not fields of :class:`HarvestConfig` are segmenter options (e.g.
     ``points_per_side``); ``sam_checkpoint``/``sam_model_type`` are accepted as aliases of
-    ``checkpoint``/``model_type``.  Writes ``harvest_overlay.png`` (one tile with the harvested outlines) into
-    ``ctx.work_dir`` and returns the report as a dict.
+    ``checkpoint``/``model_type``.  Writes ``harvest_overlay.png`` (one tile with the
+    harvested outlines) into ``ctx.work_dir`` and returns the report as a dict.
     """
     known = set(HarvestConfig.__dataclass_fields__)
     # the demo and recipes name the SAM model with a prefix shared by every step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -33,9 +34,9 @@ def test_tile_grid_covers_with_overlap(w: int, h: int, tile: int, overlap: int) 
         assert tw == min(tile, w) and th == min(tile, h)
     assert xs[0] == 0 and xs[-1] + min(tile, w) == w
     assert ys[0] == 0 and ys[-1] + min(tile, h) == h
-    for a, b in zip(xs, xs[1:], strict=False):
+    for a, b in itertools.pairwise(xs):
         assert a + tile - b >= overlap  # neighbours overlap by at least `overlap`
-    for a, b in zip(ys, ys[1:], strict=False):
+    for a, b in itertools.pairwise(ys):
         assert a + tile - b >= overlap
 
 
@@ -87,7 +88,7 @@ def test_tissue_tiles_skip_glass_and_respect_regions(
 def test_geojson_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.geojson"
     bad.write_text("{not json")
-    with pytest.raises(SourceFormatError, match="bad.geojson"):
+    with pytest.raises(SourceFormatError, match=r"bad\.geojson"):
         load_geojson_regions(bad)
     pts = tmp_path / "points.geojson"
     pts.write_text(json.dumps({"type": "Feature", "geometry": {"type": "Point",
