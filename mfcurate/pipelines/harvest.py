@@ -328,7 +328,7 @@ def harvest_dataset(
         MfcurateError: the dataset cannot be read or written.
     """
     from mfcurate.dataset import Dataset
-    from mfcurate.executor import Task, read_outputs, run_tasks
+    from mfcurate.executor import Task, run_tasks
 
     cfg = config or HarvestConfig()
     if cfg.checkpoint and not Path(cfg.checkpoint).is_file():
@@ -375,46 +375,59 @@ def harvest_dataset(
             tasks.append(Task(f"{plan.image_key}|{b}", payload))
     outputs = run_tasks(harvest_tiles, tasks, work / "tiles", workers=workers,
                         scheduler=scheduler, progress=progress)
-    cand = pa.concat_tables([t.cast(_CANDIDATE_SCHEMA) for t in read_outputs(outputs)]
-                            ) if outputs else _CANDIDATE_SCHEMA.empty_table()
-    report.candidates = cand.num_rows
-    _merge_and_write(ds, cfg, plans, cand, anns_by_source, report, overlay)
+    by_image: dict[str, list[Path]] = {}
+    for t, out in zip(tasks, outputs, strict=True):
+        by_image.setdefault(t.payload["image_key"], []).append(out)
+    _merge_and_write(ds, cfg, plans, by_image, anns_by_source, report, overlay)
     return report
 
 
-def _merge_and_write(ds: Any, cfg: HarvestConfig, plans: list[_ImagePlan], cand: pa.Table,
-                     anns_by_source: dict[str, pa.Table], report: HarvestReport,
-                     overlay: Path | None) -> None:
+def _candidates(paths: Sequence[Path]) -> pa.Table:
+    from mfcurate.executor import read_outputs
+
+    tables = [t.cast(_CANDIDATE_SCHEMA) for t in read_outputs(paths)]
+    return pa.concat_tables(tables) if tables else _CANDIDATE_SCHEMA.empty_table()
+
+
+def _merge_and_write(ds: Any, cfg: HarvestConfig, plans: list[_ImagePlan],
+                     by_image: dict[str, list[Path]], anns_by_source: dict[str, pa.Table],
+                     report: HarvestReport, overlay: Path | None) -> None:
+    """Per source, stream one image at a time: seams, labels, rows -> part ``harvest``."""
     import pyarrow.compute as pc
+
+    from mfcurate.schemas.tables import OBJECTS_SCHEMA
 
     by_source: dict[str, list[_ImagePlan]] = {}
     for p in plans:
         by_source.setdefault(p.source, []).append(p)
-    best_overlay: tuple[tuple[int, int], _ImagePlan, int] | None = None
-    overlay_data: dict[str, Any] = {}
+    best: dict[str, Any] = {"score": None}
     for src, src_plans in by_source.items():
         anns = anns_by_source[src]
-        rows: list[dict[str, Any]] = []
         fills: dict[str, dict[str, Any]] = {}
         counts = {"background": 0, "match": 0, "near": 0, "near_dropped": 0}
-        for plan in src_plans:
-            sub = cand.filter(pc.equal(cand.column("image_key"), plan.image_key))
-            img_anns = anns.filter(pc.equal(anns.column("image_key"), plan.image_key))
-            out = _image_rows(cfg, plan, sub, img_anns, report, counts, fills)
-            rows.extend(out["rows"])
-            for ti, score in out["tile_scores"].items():
-                if best_overlay is None or score > best_overlay[0]:
-                    best_overlay = (score, plan, ti)
-                    overlay_data = out
-        _write_source(ds, src, rows, fills, anns)
+
+        def tables(src_plans: list[_ImagePlan] = src_plans, anns: pa.Table = anns,
+                   counts: dict[str, int] = counts,
+                   fills: dict[str, dict[str, Any]] = fills) -> Any:
+            for plan in src_plans:
+                sub = _candidates(by_image.get(plan.image_key, []))
+                report.candidates += sub.num_rows
+                img_anns = anns.filter(pc.equal(anns.column("image_key"), plan.image_key))
+                out = _image_rows(cfg, plan, sub, img_anns, report, counts, fills)
+                for ti, score in out["tile_scores"].items():
+                    if best["score"] is None or score > best["score"]:
+                        best.update(score=score, plan=plan, tile=ti, data=out)
+                yield pa.Table.from_pylist(out["rows"], schema=OBJECTS_SCHEMA)
+
+        _write_source(ds, src, tables(), fills)
         report.by_source[src] = dict(counts)
         report.background += counts["background"]
         report.matched += counts["match"]
         report.near += counts["near"]
         report.near_dropped += counts["near_dropped"]
         report.annotation_masks_filled += len(fills)
-    if overlay is not None and best_overlay is not None:
-        _write_overlay(overlay, cfg, best_overlay[1], best_overlay[2], overlay_data)
+    if overlay is not None and best["score"] is not None:
+        _write_overlay(overlay, cfg, best["plan"], best["tile"], best["data"])
         report.overlay = str(overlay)
 
 
@@ -504,13 +517,11 @@ def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: p
             "ann": ann}
 
 
-def _write_source(ds: Any, src: str, rows: list[dict[str, Any]],
-                  fills: dict[str, dict[str, Any]], anns: pa.Table) -> None:
+def _write_source(ds: Any, src: str, tables: Any, fills: dict[str, dict[str, Any]]) -> None:
+    """Write part ``harvest`` (streamed), then the filled annotation masks into ``ingest``."""
     from mfcurate.schemas.tables import OBJECTS_SCHEMA
 
-    table = pa.Table.from_pylist(rows, schema=OBJECTS_SCHEMA) if rows else \
-        OBJECTS_SCHEMA.empty_table()
-    ds.write_part(src, HARVEST_PART, [table])
+    ds.write_part(src, HARVEST_PART, tables)
     if not fills:
         return
     ingest = ds.objects(sources=[src], parts=["ingest"])
