@@ -308,17 +308,19 @@ def draw_overlay(rgb: npt.NDArray[np.uint8], offset_xy: tuple[int, int],
     import cv2
 
     out = np.ascontiguousarray(rgb.copy())
-    colours = {"background": (0, 200, 0), "match": (255, 0, 255), "near": (255, 200, 0)}
+    colours = {"background": (0, 255, 0), "match": (255, 0, 255), "near": (255, 200, 0)}
+    thick = 2 if max(rgb.shape[:2]) > 768 else 1
     ox, oy = offset_xy
     for box, m, kind in objects:
         cnts, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL,
                                    cv2.CHAIN_APPROX_NONE)
         shift = (math.floor(box[0]) - ox, math.floor(box[1]) - oy)
-        cv2.drawContours(out, cnts, -1, colours.get(kind, (255, 255, 255)), 1, offset=shift)
+        cv2.drawContours(out, cnts, -1, colours.get(kind, (255, 255, 255)), thick,
+                         offset=shift)
     r = max(2, round(exclusion_radius_um / mpp))
     for (x, y), label in annotations:
         c = (round(x - ox), round(y - oy))
         col = (0, 255, 255) if label in FIGURE_LABELS else (80, 80, 255)
-        cv2.circle(out, c, r, col, 1)
-        cv2.drawMarker(out, c, col, cv2.MARKER_CROSS, 8, 1)
+        cv2.circle(out, c, r, col, thick)
+        cv2.drawMarker(out, c, col, cv2.MARKER_CROSS, 8 * thick, thick)
     return out
