@@ -3,8 +3,8 @@
 Layout of the package folder (everything except ``.publish/`` is uploaded)::
 
     OUT/
-      data/images.parquet, data/objects.parquet   # the tables (mfcurate schema)
-      data/crops-index.parquet                    # with crops: one row per crop
+      images.parquet, objects.parquet             # the tables (mfcurate schema)
+      crops-index.parquet                         # with crops: one row per crop
       crops-000.tar, ...                          # with crops: PNG crops + masks, sharded
       images-<source>-000.tar, ...                # with images: the source image files
       croissant.json  DATASHEET.md  CITATION.cff
@@ -12,10 +12,12 @@ Layout of the package folder (everything except ``.publish/`` is uploaded)::
       .publish/deposit.json                       # the merged Zenodo deposit metadata
       .publish/state.json                         # the deposit's resumable state
 
-Archives are uncompressed tar shards of at most ``max_archive_bytes``; the whole set must
-stay within Zenodo's limits (100 files, 50 GB per record) or the build stops before writing
-anything large.  The folder is built beside ``OUT`` and swapped in at the end, so a failed
-build leaves a previous package (and its deposit state) as it was.
+The layout is flat because a Zenodo record has no folders: file names are the record's keys and
+the ``contentUrl`` of ``croissant.json``. Archives are uncompressed tar shards of at most
+``max_archive_bytes``; the whole set must stay within Zenodo's limits (100 files, 50 GB per
+record) or the build stops before writing anything large. The folder is built beside ``OUT``
+and swapped in at the end, so a failed build leaves a previous package (and its deposit state)
+as it was.
 """
 
 from __future__ import annotations
@@ -199,18 +201,18 @@ def build_package(
     try:
         entries: list[dict[str, Any]] = []
         say("writing tables")
-        write_tables(ds, build / "data", flt)
-        stats = stats_from_tables(pq.read_table(build / "data" / "images.parquet",
+        write_tables(ds, build, flt)
+        stats = stats_from_tables(pq.read_table(build / "images.parquet",
                                                 columns=IMG_COLS),
-                                  [pq.read_table(build / "data" / "objects.parquet",
+                                  [pq.read_table(build / "objects.parquet",
                                                  columns=OBJ_COLS)],
                                   {k: ds.source_info(k) for k in ds.sources})
         summary = stats.summary()
         sources = stats.sources
         deposit_md = merge_metadata(user_md, resolution=res, sources=sources, summary=summary,
                                     version=version)
-        entries += [{"path": "data/images.parquet", "kind": "table"},
-                    {"path": "data/objects.parquet", "kind": "table"}]
+        entries += [{"path": "images.parquet", "kind": "table"},
+                    {"path": "objects.parquet", "kind": "table"}]
         shard_jobs: list[tuple[str, str, list[list[tuple[str, Path, int]]]]] = []
         if include_crops:
             from mfcurate.export.crops import export_crops
@@ -218,9 +220,8 @@ def build_package(
             say("cutting crops")
             work = build / STATE_DIR / "crops"
             export_crops(ds, work, size_px=crop_size, **dict(filters or {}))
-            shutil.move(str(work / "crops" / "index.parquet"), build / "data" /
-                        "crops-index.parquet")
-            entries.append({"path": "data/crops-index.parquet", "kind": "table"})
+            shutil.move(str(work / "crops" / "index.parquet"), build / "crops-index.parquet")
+            entries.append({"path": "crops-index.parquet", "kind": "table"})
             items = [(p.relative_to(work).as_posix(), p, p.stat().st_size)
                      for p in sorted((work / "crops").rglob("*.png"))]
             shard_jobs.append(("crops", "crops", plan_shards(items, max_archive_bytes)))
