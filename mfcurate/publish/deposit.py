@@ -108,7 +108,8 @@ def deposit_package(
                          f"{state.base_url}, not {client.base_url}; pass --restart to begin a "
                          "new deposit there")
     if state is not None and state.published:
-        if state.package_fingerprint == fingerprint and not new_version_of:
+        if state.package_fingerprint == fingerprint and \
+                new_version_of in (None, state.new_version_of):
             say(f"already published: {state.doi}")
             return DepositResult(int(state.deposition_id or 0), True, state.doi,
                                  state.record_url, [], sorted(files))
