@@ -1,1 +1,1 @@
-"""Exports of a dataset for other tools: COCO, GeoJSON, Parquet and image crops."""
+"""Exports of a dataset to other formats (COCO here; GeoJSON, Parquet and crops beside it)."""
