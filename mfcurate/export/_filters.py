@@ -26,13 +26,15 @@ class ObjectFilter:
         sources: source keys to keep (None: all).
         labels: labels to keep (None: all).
         splits: image splits to keep (None: all).
-        include_rejected: keep objects whose ``qa_state`` is ``rejected`` (default: drop them).
+        qa_states: QA states to keep (None: all but ``rejected``, see ``include_rejected``).
+        include_rejected: without ``qa_states``, keep ``rejected`` objects too.
         masked_only: keep only objects that have a mask.
     """
 
     sources: tuple[str, ...] | None = None
     labels: tuple[str, ...] | None = None
     splits: tuple[str, ...] | None = None
+    qa_states: tuple[str, ...] | None = None
     include_rejected: bool = False
     masked_only: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -40,7 +42,7 @@ class ObjectFilter:
     @classmethod
     def from_options(cls, ds: Dataset, **options: Any) -> ObjectFilter:
         """Build and check a filter from keyword options (unknown keys are a usage error)."""
-        known = {"sources", "labels", "splits", "include_rejected", "masked_only"}
+        known = {"sources", "labels", "splits", "qa_states", "include_rejected", "masked_only"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise UsageError(f"unknown export filter(s): {', '.join(unknown)}; "
@@ -48,6 +50,12 @@ class ObjectFilter:
         sources = _tuple(options.get("sources"))
         labels = _tuple(options.get("labels"))
         splits = _tuple(options.get("splits"))
+        qa_states = _tuple(options.get("qa_states"))
+        if qa_states is not None:
+            bad = [q for q in qa_states if q not in {v.value for v in QAState}]
+            if bad:
+                raise UsageError(f"unknown QA state(s) {', '.join(bad)}; choose from "
+                                 f"{', '.join(v.value for v in QAState)}")
         if sources is not None:
             missing = [s for s in sources if s not in ds.sources]
             if missing:
@@ -63,7 +71,7 @@ class ObjectFilter:
             if bad:
                 raise UsageError(f"unknown split(s) {', '.join(bad)}; choose from "
                                  f"{', '.join(v.value for v in Split)}")
-        return cls(sources=sources, labels=labels, splits=splits,
+        return cls(sources=sources, labels=labels, splits=splits, qa_states=qa_states,
                    include_rejected=bool(options.get("include_rejected", False)),
                    masked_only=bool(options.get("masked_only", False)))
 
@@ -72,6 +80,7 @@ class ObjectFilter:
         return {"sources": list(self.sources) if self.sources else None,
                 "labels": list(self.labels) if self.labels else None,
                 "splits": list(self.splits) if self.splits else None,
+                "qa_states": list(self.qa_states) if self.qa_states else None,
                 "include_rejected": self.include_rejected, "masked_only": self.masked_only}
 
 
@@ -106,7 +115,10 @@ def iter_selected_objects(ds: Dataset, flt: ObjectFilter, images: pa.Table | Non
         if flt.labels:
             mask = pc.and_(mask, pc.is_in(t.column("label"),
                                           value_set=pa.array(list(flt.labels))))
-        if not flt.include_rejected:
+        if flt.qa_states:
+            mask = pc.and_(mask, pc.is_in(t.column("qa_state"),
+                                          value_set=pa.array(list(flt.qa_states))))
+        elif not flt.include_rejected:
             mask = pc.and_(mask, pc.not_equal(t.column("qa_state"), QAState.REJECTED.value))
         if flt.masked_only:
             mask = pc.and_(mask, pc.is_valid(t.column("mask_rle")))

@@ -145,6 +145,6 @@ def export_crops(dataset: Dataset | Path | str, out_dir: Path | str, *, size_px:
     tables = [pq.read_table(p) for p in outputs]
     index = out_root / "index.parquet"
     n = write_parquet_atomic(index, tables, INDEX_SCHEMA)
-    n_masks = sum(t.column("mask_file").null_count * -1 + t.num_rows for t in tables)
+    n_masks = sum(t.num_rows - t.column("mask_file").null_count for t in tables)
     return {"crops": n, "masks": n_masks, "images": len(tasks), "skipped_images": skipped,
             "index": str(index)}

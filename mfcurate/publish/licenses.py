@@ -132,7 +132,8 @@ def resolve_license(source_licenses: Mapping[str, str], override: str | None = N
         try:
             conds |= parse_license(text).conditions
         except LicenseError as exc:
-            raise LicenseError(f"source {key!r}: {exc}") from None
+            raise LicenseError(f"source {key!r}: {exc}; leave it out of the release "
+                               "(--source to pick the others)") from None
     if {"SA", "ND"} <= conds:
         sa = [k for k, v in source_licenses.items() if "sa" in v.lower()]
         nd = [k for k, v in source_licenses.items() if "nd" in v.lower()]
