@@ -31,4 +31,5 @@ def publish_step(ctx: StepContext, *, out: str = "publish", version: str = "1.0.
                            license=license, version=version, publish=publish,
                            new_version_of=new_version_of, include_crops=include_crops,
                            include_images=include_images, crop_size=crop_size,
-                           sources=only_sources, log=lambda m: ctx.console.print(f"  {m}", highlight=False))
+                           sources=only_sources,
+                           log=lambda m: ctx.console.print(f"  {m}", highlight=False))

@@ -7,7 +7,7 @@ sources, their licences, the counts, how masks were made and the known limits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mfcurate.publish.licenses import Resolution
@@ -33,7 +33,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def build_datasheet(*, title: str, version: str, stats: DatasetStats, resolution: Resolution,
-                    files: list[Mapping[str, Any]], description: str = "") -> str:
+                    files: Sequence[Mapping[str, Any]], description: str = "") -> str:
     """The datasheet as Markdown.
 
     Args:

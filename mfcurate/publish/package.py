@@ -282,7 +282,8 @@ def build_package(
             md5, sha, n = file_digests(build / name)
             entries.append({"path": name, "kind": kind, "md5": md5, "sha256": sha, "bytes": n})
         shutil.rmtree(build / STATE_DIR / "crops", ignore_errors=True)
-        manifest = {
+        files_sorted = sorted(entries, key=lambda e: str(e["path"]))
+        manifest: dict[str, Any] = {
             "format": PACKAGE_FORMAT, "mfcurate_version": __version__,
             "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
             "fingerprint": fingerprint, "dataset": str(ds.root), "version": version,
@@ -291,7 +292,7 @@ def build_package(
                                                   "homepage", "counts")}
                         for k, v in sorted(sources.items())},
             "counts": summary | {"area_um2": summary["area_um2"]},
-            "files": sorted(entries, key=lambda e: e["path"]),
+            "files": files_sorted,
         }
         atomic_write_json(build / PACKAGE_MANIFEST, manifest)
         atomic_write_json(build / STATE_DIR / "deposit.json", deposit_md)
@@ -299,7 +300,7 @@ def build_package(
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
-    return PackageResult(out, manifest["files"], res.license.spdx, deposit_md,
+    return PackageResult(out, files_sorted, res.license.spdx, deposit_md,
                          problems=check_deposit_metadata(deposit_md), warnings=warnings)
 
 

@@ -52,7 +52,7 @@ def area_histograms(stats: DatasetStats) -> bytes:
         ax.text(0.5, 0.5, "no masks with a known pixel size", ha="center", va="center")
         ax.set_axis_off()
         return _png(fig)
-    bins = np.linspace(0, float(np.quantile(df["area_um2"], 0.99)) * 1.1 + 1e-9, 40)
+    bins = np.linspace(0, float(np.quantile(df["area_um2"], 0.99)) * 1.1 + 1e-9, 40).tolist()
     for lab, g in df.groupby("label"):
         ax.hist(g["area_um2"], bins=bins, histtype="step", linewidth=1.5,
                 label=f"{lab} (n={len(g)})", color=LABEL_COLOURS.get(str(lab)))
