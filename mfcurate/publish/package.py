@@ -75,15 +75,17 @@ def plan_shards(items: Sequence[tuple[str, Path, int]], max_bytes: int
                 ) -> list[list[tuple[str, Path, int]]]:
     """Group ``(arcname, path, size)`` items, in order, into shards of at most ``max_bytes``.
 
-    A single item larger than ``max_bytes`` gets a shard of its own.  Tar headers (512 B per
-    member plus padding) are counted.
+    A single item larger than ``max_bytes`` gets a shard of its own.  Tar overhead is
+    counted conservatively (a header and a PAX header per member, block padding, and the
+    10 KiB end-of-archive record), so a shard's file never exceeds ``max_bytes``.
     """
     shards: list[list[tuple[str, Path, int]]] = []
     cur: list[tuple[str, Path, int]] = []
     size = 0
+    budget = max_bytes - 10240
     for it in items:
-        need = 512 + ((it[2] + 511) // 512) * 512
-        if cur and size + need > max_bytes:
+        need = 1536 + ((it[2] + 511) // 512) * 512
+        if cur and size + need > budget:
             shards.append(cur)
             cur, size = [], 0
         cur.append(it)
