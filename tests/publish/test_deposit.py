@@ -135,7 +135,7 @@ def test_checksum_mismatch_stops_publication(pkg: Path, standin: Any) -> None:
     assert _put_count(standin, "images.parquet") == 2
 
 
-def test_remote_mismatch_found_by_verification(pkg: Path, standin: Any) -> None:
+def test_remote_mismatch_is_reuploaded_on_resume(pkg: Path, standin: Any) -> None:
     """A file corrupted on the server after upload is caught before publish."""
     rec = Recorder()
     client = rec.client(standin.base_url)
