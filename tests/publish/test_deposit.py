@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import requests
-
 from conftest import TOKEN  # type: ignore[import-not-found]
+
 from mfcurate.publish.deposit import DepositError, deposit_package
 from mfcurate.publish.package import build_package
 from mfcurate.publish.zenodo import ZenodoClient, ZenodoError
@@ -124,7 +124,7 @@ def test_dropped_connection_then_rerun_resumes(pkg: Path, standin: Any) -> None:
 def test_checksum_mismatch_stops_publication(pkg: Path, standin: Any) -> None:
     rec = Recorder()
     standin.inject("corrupt", method="PUT", path=r"/images\.parquet$", times=1)
-    with pytest.raises(DepositError, match="images.parquet.*differs.*nothing was published"):
+    with pytest.raises(DepositError, match=r"images\.parquet.*differs.*nothing was published"):
         deposit_package(pkg, rec.client(standin.base_url))
     assert not standin.requests_matching("POST", r"/actions/publish$")
     (dep,) = standin.depositions.values()
@@ -164,7 +164,7 @@ def test_missing_file_stops_publication(pkg: Path, standin: Any, monkeypatch: An
         return out
 
     monkeypatch.setattr(client, "upload", lossy_upload)
-    with pytest.raises(DepositError, match="DATASHEET.md: missing on the server"):
+    with pytest.raises(DepositError, match=r"DATASHEET\.md: missing on the server"):
         deposit_package(pkg, client)
     assert not standin.requests_matching("POST", r"/actions/publish$")
 

@@ -89,10 +89,10 @@ def test_crops_match_image_and_mask(dataset: Path, tmp_path: Path) -> None:
             ref = img.read_region(row["x0"], row["y0"], 64, 64)
         assert np.array_equal(rgb, ref)
         mask = np.asarray(Image.open(tmp_path / "crops" / row["mask_file"])) > 0
-        gx, gy, w, h = mask_grid(o["bbox_xyxy"])
+        gx, _gy, w, h = mask_grid(o["bbox_xyxy"])
         m = decode_mask(o["mask_rle"], h, w)
         assert mask.sum() == m.sum() == o["area_px"]  # 64 px holds these nuclei whole
-        ys, xs = np.nonzero(mask)
+        _ys, xs = np.nonzero(mask)
         assert xs.min() + row["x0"] == gx + np.nonzero(m)[1].min()
     # rerun resumes (no new task outputs), result identical
     again = export_crops(ds, tmp_path, size_px=64, labels=["mitotic_figure", "mitotic_like"])

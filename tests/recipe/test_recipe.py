@@ -144,7 +144,7 @@ def test_overrides(tmp_path: Path) -> None:
 def test_errors(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match=r"unknown step\(s\) train.*registered steps:.*t-alpha"):
         run_recipe(_write(tmp_path, "[steps.train]\n"))
-    with pytest.raises(RecipeError, match="step 't-beta' has no option.*colour.*factor"):
+    with pytest.raises(RecipeError, match=r"step 't-beta' has no option.*colour.*factor"):
         run_recipe(_write(tmp_path, "[steps.t-beta]\ncolour = 1\n"))
     with pytest.raises(RecipeError, match="invalid TOML"):
         run_recipe(_write(tmp_path, "[steps\n"))
