@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,20 +23,9 @@ def _load_helper() -> object:
 
 build_dataset = _load_helper().build_dataset  # type: ignore[attr-defined]
 
-TOKEN = "zen-TEST-tok-5f2b9c1e77d04a"  # a recognisable secret to search for
-
-
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_dataset(tmp_path_factory.mktemp("pubds"))
-
-
-@pytest.fixture
-def standin(tmp_path: Path) -> Iterator[object]:
-    from mfcurate.publish.standin import ZenodoStandIn
-
-    with ZenodoStandIn(TOKEN, tmp_path / "zenodo-store") as s:
-        yield s
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,27 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from conftest import TOKEN  # type: ignore[import-not-found]
 
 from mfcurate.publish.deposit import DepositError, deposit_package
 from mfcurate.publish.package import build_package
 from mfcurate.publish.zenodo import ZenodoClient, ZenodoError
 
 REPO = Path(__file__).resolve().parents[2]
+TOKEN = "zen-TEST-tok-5f2b9c1e77d04a"  # a recognisable secret to search for
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[Any]:
+    from mfcurate.publish.standin import ZenodoStandIn
+
+    with ZenodoStandIn(TOKEN, tmp_path / "zenodo-store") as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
