@@ -21,6 +21,7 @@ import json
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,8 +42,10 @@ class Fault:
 
     Attributes:
         kind: ``"status"`` (answer ``status``), ``"drop"`` (read ``after_bytes`` of the body,
-            then close the connection without an answer) or ``"corrupt"`` (store the upload
-            with one byte changed, so the checksum differs).
+            then close the connection without an answer), ``"corrupt"`` (store the upload
+            with one byte changed, so the checksum differs) or ``"stall"`` (wait ``delay``
+            seconds, then handle the request normally: the client times out although the
+            server goes on to do the work).
         method: HTTP method it applies to.
         path: regex searched in the request path.
         times: how many matching requests it hits.
@@ -58,6 +61,7 @@ class Fault:
     status: int = 500
     retry_after: float | None = None
     after_bytes: int = 1024
+    delay: float = 1.0
 
 
 class _HTTPError(Exception):
@@ -364,6 +368,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
+            if fault is not None and fault.kind == "stall":
+                time.sleep(fault.delay)
             if not self._authorised():
                 raise _err(401, "The server could not verify that you are authorized to "
                                 "access the URL requested.")
@@ -584,8 +590,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 def serve(token: str, storage: Path, ready: Callable[[str], None] | None = None) -> None:
     """Run a stand-in in the foreground until interrupted (benchmarks, manual tries)."""
-    import time
-
     with ZenodoStandIn(token, storage) as s:
         if ready is not None:
             ready(s.base_url)

@@ -283,6 +283,11 @@ class ZenodoClient:
                 return dict(self.request("POST", dep["links"]["publish"], expected=(202,),
                                          retry=False, what="publish").json())
             except ZenodoError as exc:
+                if attempt and exc.status in (400, 409):
+                    # an earlier, unanswered publish may have gone through meanwhile
+                    current = self.get_deposition(dep["links"]["self"])
+                    if current.get("submitted"):
+                        return current
                 if exc.status not in (0, *RETRY_STATUS) or attempt >= self.max_retries:
                     raise
                 current = self.get_deposition(dep["links"]["self"])

@@ -283,3 +283,29 @@ def test_cli_publish_against_standin(pkg: Path, standin: Any, dataset: Path,
     p3 = subprocess.run(cmd, capture_output=True, text=True, env=env_no, timeout=60)
     assert p3.returncode == 2 and "ZENODO_TOKEN" in p3.stderr
     _no_token_anywhere(out, texts=[p.stdout, p.stderr, p2.stdout, p2.stderr])
+
+
+def test_timeouts_are_retried(pkg: Path, standin: Any) -> None:
+    """A stalled upload and a stalled publish: the client times out, retries, publishes once."""
+    rec = Recorder()
+    standin.inject("stall", method="PUT", path=r"/images\.parquet$", delay=0.6)
+    standin.inject("stall", method="POST", path=r"/actions/publish$", delay=0.6)
+    client = rec.client(standin.base_url, timeout=(2.0, 0.25))
+    res = deposit_package(pkg, client)
+    assert res.published
+    assert any("ReadTimeout" in m for m in rec.messages)
+    assert _put_count(standin, "images.parquet") >= 1
+    import time
+
+    time.sleep(0.8)  # let the stalled requests finish on the server
+    dep = standin.depositions[res.deposition_id]
+    assert dep["submitted"] and len(standin.depositions) == 1
+    remote = {f["filename"]: f["checksum"] for f in standin.view(dep)["files"]}
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    assert all(remote[e["path"]] == e["md5"] for e in manifest["files"])
+
+
+def test_client_repr_hides_token(standin: Any) -> None:
+    client = ZenodoClient(standin.base_url, TOKEN)
+    assert TOKEN not in repr(client) and "***" in repr(client)
+    assert client.redact(f"x {TOKEN} y") == "x *** y"
