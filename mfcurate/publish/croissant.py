@@ -2,9 +2,9 @@
 
 The tables are ``cr:FileObject`` resources with their sha256 (``mlcroissant`` refuses files
 whose digest does not match); image/crop archives are ``cr:FileObject`` tar files with a
-``cr:FileSet`` of their members.  Record sets ``objects`` and ``images`` expose the scalar
-columns of the Parquet tables (list columns such as ``bbox_xyxy`` are described in the
-dataset description and the datasheet).  Validate with :func:`validate_croissant`.
+``cr:FileSet`` of their members.  Record sets ``objects`` and ``images`` expose the columns of
+the Parquet tables (lists such as ``bbox_xyxy`` as repeated fields; only ``votes``, a list of
+structs, is left to the datasheet).  Validate with :func:`validate_croissant`.
 """
 
 from __future__ import annotations
@@ -49,13 +49,18 @@ class CroissantError(MfcurateError, ValueError):
 def _fields(schema: pa.Schema, record_set: str, file_id: str) -> list[dict[str, Any]]:
     out = []
     for f in schema:
-        dtype = _TYPES.get(f.type)
-        if dtype is None:
+        repeated = pa.types.is_list(f.type) or pa.types.is_fixed_size_list(f.type)
+        dtype = _TYPES.get(f.type.value_type if repeated else f.type)
+        if dtype is None:  # e.g. votes (list of structs): documented in the datasheet
             continue
         desc = (f.metadata or {}).get(b"description", b"").decode()
-        out.append({"@type": "cr:Field", "@id": f"{record_set}/{f.name}", "name": f.name,
-                    "description": desc, "dataType": dtype,
-                    "source": {"fileObject": {"@id": file_id}, "extract": {"column": f.name}}})
+        field: dict[str, Any] = {
+            "@type": "cr:Field", "@id": f"{record_set}/{f.name}", "name": f.name,
+            "description": desc, "dataType": dtype,
+            "source": {"fileObject": {"@id": file_id}, "extract": {"column": f.name}}}
+        if repeated:
+            field["repeated"] = True
+        out.append(field)
     return out
 
 

@@ -86,6 +86,8 @@ def test_croissant_validates_and_loads_objects(package: Path) -> None:
         src = by_key[r["objects/object_key"].decode()]
         assert r["objects/mask_rle"].decode() == src["mask_rle"]
         assert r["objects/area_um2"] == pytest.approx(src["area_um2"])
+        assert r["objects/bbox_xyxy"] == pytest.approx(src["bbox_xyxy"])
+        assert r["objects/centroid_xy"] == pytest.approx(src["centroid_xy"])
 
 
 def test_croissant_rejects_missing_fields(package: Path, tmp_path: Path) -> None:
