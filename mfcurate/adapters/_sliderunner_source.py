@@ -17,7 +17,12 @@ from typing import ClassVar
 
 from mfcurate.adapters._labels import is_region_name, label_for_name
 from mfcurate.adapters.base import SourceAdapter
-from mfcurate.adapters.sliderunner import SlideRunnerDB, Spot, last_vote_per_person, read_sliderunner
+from mfcurate.adapters.sliderunner import (
+    SlideRunnerDB,
+    Spot,
+    last_vote_per_person,
+    read_sliderunner,
+)
 from mfcurate.errors import SourceFormatError, SourceNotFoundError
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord
 from mfcurate.schemas.vocab import Label, LabelOrigin, Split
@@ -54,7 +59,8 @@ def spot_label(class_id: int, class_name: str | None,
     return Label.OTHER_CELL
 
 
-def vote_records(spot: Spot, exclude: Sequence[str] = NON_VOTERS) -> list[dict[str, str | None]] | None:
+def vote_records(spot: Spot,
+                 exclude: Sequence[str] = NON_VOTERS) -> list[dict[str, str | None]] | None:
     """Each human annotator's last vote as ``{annotator, label}`` (label None for class 0).
 
     Machine persons and ``Consensus`` pseudo-persons (case-insensitive) are left out; the
