@@ -183,7 +183,8 @@ class ICPR2012(SourceAdapter):
     # ------------------------------------------------------------------ pixel order
     def _decide_order(self, objs: list[_Obj]) -> None:
         """Settle the pair order from the overlays, else the SlideRunner centroids."""
-        assert self._images is not None
+        if self._images is None:
+            raise RuntimeError("images not collected")
         by_image: dict[str, list[np.ndarray]] = {}
         for o in objs:
             if o.pixels is not None and len(o.pixels):
@@ -242,9 +243,8 @@ class ICPR2012(SourceAdapter):
         for o in objs:
             img = records[o.image_id]
             what = f"{img.image_key}/{o.ann_id}"
-            if o.pixels is None:
-                assert o.center is not None
-                cx, cy = o.center
+            if o.pixels is None or o.center is not None:
+                cx, cy = o.center or (0.0, 0.0)
                 box = self.clipped(self.point_box(cx, cy, img.mpp_x), img.width, img.height,
                                    what)
                 if box is None:

@@ -195,7 +195,8 @@ class TUPAC16(SourceAdapter):
         return out
 
     def _read_db_mode(self) -> tuple[list[str], list[_Ann]]:
-        assert self.db_path is not None
+        if self.db_path is None:
+            raise RuntimeError("no database located")
         db = read_sliderunner(self.db_path)
         src = self._rel(self.db_path) if self.db_path.is_relative_to(self.root) \
             else self.db_path.as_posix()

@@ -70,7 +70,7 @@ def generate(root: Path, seed: int = 0, pixel_order: str = "xy") -> FakeSpec:
             files.append(csv)
     for name, stems in (("MITOS2012.sqlite", ["A00_01", "A01_02"]),
                         ("MITOS2012_test.sqlite", ["A00_00"])):
-        anns = []
+        anns: list[FakeAnnotation] = []
         for i, stem in enumerate(stems, start=1):
             for x, y in centroids[stem]:
                 anns.append(FakeAnnotation(len(anns) + 1, i, 1, 1, [(x, y)], [(1, 1)],
