@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from mfcurate.adapters._labels import is_region_name, label_for_name
+from mfcurate.adapters._mpp import plausible_mpp
 from mfcurate.adapters.base import SourceAdapter
 from mfcurate.adapters.sliderunner import (
     SlideRunnerDB,
@@ -172,8 +173,8 @@ class SlideRunnerWSISource(SourceAdapter):
             probed = self.probe(rel)
             w = probed.width if probed else slide.width
             h = probed.height if probed else slide.height
-            mx = self.mpp_or_default(probed.mpp_x if probed else None)
-            my = self.mpp_or_default(probed.mpp_y if probed else None) if probed else mx
+            mx = self.mpp_or_default(plausible_mpp(probed.mpp_x) if probed else None)
+            my = self.mpp_or_default(plausible_mpp(probed.mpp_y) if probed else None)
             out[slide.uid] = ImageRecord(
                 image_key=self.image_key(stem), source=self.key, source_image_id=stem, path=rel,
                 width=w, height=h, mpp_x=mx, mpp_y=my, scanner=self.scanner,

@@ -11,6 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from mfcurate.adapters import register
+from mfcurate.adapters._mpp import plausible_mpp
 from mfcurate.adapters._point_csv import read_number_rows
 from mfcurate.adapters._sliderunner_source import spot_label
 from mfcurate.adapters.base import SourceAdapter, SourceInfo
@@ -223,8 +224,9 @@ class ICPR2012(SourceAdapter):
         for iid, (rel, split) in images.items():
             probed = self.probe(rel)
             scanner, nominal = SCANNERS.get(iid[:1], (None, self.info.nominal_mpp))
-            mx = (probed.mpp_x if probed else None) or self.config.default_mpp or nominal
-            my = (probed.mpp_y if probed else None) or mx
+            mx = plausible_mpp(probed.mpp_x if probed else None) or self.config.default_mpp \
+                or nominal
+            my = plausible_mpp(probed.mpp_y if probed else None) or mx
             out[iid] = ImageRecord(
                 image_key=self.image_key(iid), source=self.key, source_image_id=iid, path=rel,
                 width=probed.width if probed else None, height=probed.height if probed else None,

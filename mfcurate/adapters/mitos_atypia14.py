@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from mfcurate.adapters import register
+from mfcurate.adapters._mpp import plausible_mpp
 from mfcurate.adapters._point_csv import read_number_rows
 from mfcurate.adapters._sliderunner_source import spot_label, vote_records
 from mfcurate.adapters.base import SourceAdapter, SourceInfo
@@ -43,8 +44,8 @@ class MitosAtypia14(SourceAdapter):
     Capron F, et al., "MITOS & ATYPIA - Detection of mitosis and evaluation of nuclear
     atypia score in breast cancer histological images", Image Pervasive Access Lab (IPAL)
     (2014); https://mitos-atypia-14.grand-challenge.org.  No explicit licence (research use
-    after registration); the challenge has no DOI.  SlideRunner conversion (scanner A, with the three raters' votes):
-    DeepMicroscopy/SlideRunner ``databases/MITOS2014.sqlite``; cite also Aubreville et al.,
+    after registration); the challenge has no DOI.  SlideRunner conversion (scanner A, with
+    the three raters' votes): DeepMicroscopy/SlideRunner ``databases/MITOS2014.sqlite``; cite also Aubreville et al.,
     SlideRunner, BVM 2018, doi 10.1007/978-3-662-56537-7_81.
 
     **Layout under ROOT**: ``<slide>/frames/x40/<frame>.tiff`` (e.g.
@@ -159,8 +160,9 @@ class MitosAtypia14(SourceAdapter):
                 rel = self._rel(alt) if alt.exists() else rel
             probed = self.probe(rel)
             scanner, nominal = SCANNERS.get(fr[:1], (None, self.info.nominal_mpp))
-            mx = (probed.mpp_x if probed else None) or self.config.default_mpp or nominal
-            my = (probed.mpp_y if probed else None) or mx
+            mx = plausible_mpp(probed.mpp_x if probed else None) or self.config.default_mpp \
+                or nominal
+            my = plausible_mpp(probed.mpp_y if probed else None) or mx
             out[fr] = ImageRecord(
                 image_key=self.image_key(fr), source=self.key, source_image_id=fr, path=rel,
                 width=probed.width if probed else None, height=probed.height if probed else None,

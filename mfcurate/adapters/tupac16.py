@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mfcurate.adapters import register
+from mfcurate.adapters._mpp import plausible_mpp
 from mfcurate.adapters._point_csv import read_number_rows
 from mfcurate.adapters._sliderunner_source import spot_label, vote_records
 from mfcurate.adapters.base import SourceAdapter, SourceInfo
@@ -241,11 +242,7 @@ class TUPAC16(SourceAdapter):
             if len(tiles) == 1 and tiles[0][1:] == (0.0, 0.0):
                 hit = (tiles[0][0], sp.x, sp.y)
             else:
-                for t, ox, oy in tiles:
-                    tw, th = self._tile_size(f"{case}/{t}")
-                    if ox <= sp.x < ox + tw and oy <= sp.y < oy + th:
-                        hit = (t, sp.x - ox, sp.y - oy)
-                        break
+                hit = self._tile_of(case, tiles, sp.x, sp.y)
             if hit is None:
                 self.dropped.append(f"{self.key}/{case}: annotation {sp.uid} at "
                                     f"({sp.x}, {sp.y}) lies in no tile")
@@ -256,6 +253,24 @@ class TUPAC16(SourceAdapter):
             anns.append(_Ann(f"{case}/{tile}", str(sp.uid), x, y, label, name, src,
                              vote_records(sp), extra))
         return sorted(ids), anns
+
+    def _tile_of(self, case: str, tiles: list[tuple[str, float, float]], x: float,
+                 y: float) -> tuple[str, float, float] | None:
+        """Tile and tile coordinates of a stitched point.
+
+        The original tile labels run 1..2000 (one lies at 2000, none at 0), so a point on a
+        border shared by two tiles belongs to the left/top one: intervals ``(off, off+size]``
+        first, then ``[off, off+size)`` for a point at the mosaic's own edge.
+        """
+        for closed_right in (True, False):
+            for t, ox, oy in tiles:
+                tw, th = self._tile_size(f"{case}/{t}")
+                lx, ly = x - ox, y - oy
+                inside = (0 < lx <= tw and 0 < ly <= th) if closed_right else \
+                    (0 <= lx < tw and 0 <= ly < th)
+                if inside:
+                    return (t, lx, ly)
+        return None
 
     def _tile_size(self, iid: str) -> tuple[float, float]:
         """Size of a tile: from its file when present, else the 2000 px of the release."""
@@ -285,8 +300,8 @@ class TUPAC16(SourceAdapter):
         for iid in ids:
             rel = f"mitoses_image_data/{iid}.tif"
             probed = self.probe(rel)
-            mx = self.mpp_or_default(probed.mpp_x if probed else None)
-            my = self.mpp_or_default(probed.mpp_y if probed else None)
+            mx = self.mpp_or_default(plausible_mpp(probed.mpp_x) if probed else None)
+            my = self.mpp_or_default(plausible_mpp(probed.mpp_y) if probed else None)
             out[iid] = ImageRecord(
                 image_key=self.image_key(iid), source=self.key, source_image_id=iid, path=rel,
                 width=probed.width if probed else None, height=probed.height if probed else None,

@@ -19,6 +19,7 @@ import numpy as np
 import tifffile
 
 from mfcurate.synth.render import render_tissue
+from mfcurate.synth.sources._common import cut_mid_line
 from mfcurate.synth.sources._sliderunner_fake import (
     FakeAnnotation,
     FakeSlide,
@@ -40,7 +41,7 @@ def generate(root: Path, seed: int = 0) -> FakeSpec:
     points: dict[str, list[tuple[str, float, float]]] = {}
     for iid in OFFSETS:
         empty = iid == "01/02"
-        rgb, planted = render_tissue(rng, TILE, TILE, mpp=0.25, n_mitotic=0 if empty else 2,
+        rgb, planted = render_tissue(rng, TILE, TILE, mpp=0.25, n_mitotic=0 if empty else 3,
                                      n_mitotic_like=0 if empty else 2)
         img = root / "mitoses_image_data" / f"{iid}.tif"
         img.parent.mkdir(parents=True, exist_ok=True)
@@ -57,14 +58,14 @@ def generate(root: Path, seed: int = 0) -> FakeSpec:
                 continue  # a missing file = no object
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text("".join(f"{int(y)},{int(x)}\n" for x, y in mine))  # row,col
-            if mine:
+            if mine and cut_mid_line(f):
                 files.append(f)
     _write_dbs(root, points, seed)
     counts = {"mitotic_figure": sum(k == "mitotic_figure" for v in points.values()
                                     for k, _, _ in v),
               "mitotic_like": sum(k == "mitotic_like" for v in points.values() for k, _, _ in v)}
     return FakeSpec(source=KEY, root=root, n_images=len(OFFSETS), counts=counts,
-                    annotation_files=files[:2], empty_image_ids=["01/02"], options={})
+                    annotation_files=files, empty_image_ids=["01/02"], options={})
 
 
 def _write_dbs(root: Path, points: dict[str, list[tuple[str, float, float]]], seed: int) -> None:
