@@ -45,8 +45,8 @@ class MitosAtypia14(SourceAdapter):
     atypia score in breast cancer histological images", Image Pervasive Access Lab (IPAL)
     (2014); https://mitos-atypia-14.grand-challenge.org.  No explicit licence (research use
     after registration); the challenge has no DOI.  SlideRunner conversion (scanner A, with
-    the three raters' votes): DeepMicroscopy/SlideRunner ``databases/MITOS2014.sqlite``; cite also Aubreville et al.,
-    SlideRunner, BVM 2018, doi 10.1007/978-3-662-56537-7_81.
+    the three raters' votes): DeepMicroscopy/SlideRunner ``databases/MITOS2014.sqlite``;
+    cite also Aubreville et al., SlideRunner, BVM 2018, doi 10.1007/978-3-662-56537-7_81.
 
     **Layout under ROOT**: ``<slide>/frames/x40/<frame>.tiff`` (e.g.
     ``A03/frames/x40/A03_00Aa.tiff``; slides A03 A04 A05 A07 A10 A11 A12 A14 A15 A17 A18,
@@ -137,12 +137,12 @@ class MitosAtypia14(SourceAdapter):
             by_uid = {s.uid: Path(s.filename).stem for s in db.slides.values()}
             frames.update(by_uid.values())
             for sp in db.spots:
-                name = db.classes.get(sp.class_id)
-                lab = spot_label(sp.class_id, name, {1: Label.MITOTIC_FIGURE,
+                cname = db.classes.get(sp.class_id)
+                lab = spot_label(sp.class_id, cname, {1: Label.MITOTIC_FIGURE,
                                                      2: Label.MITOTIC_LIKE})
                 if lab is None:
                     continue
-                anns.append(_Ann(by_uid[sp.slide_uid], str(sp.uid), sp.x, sp.y, lab, name, src,
+                anns.append(_Ann(by_uid[sp.slide_uid], str(sp.uid), sp.x, sp.y, lab, cname, src,
                                  votes=vote_records(sp)))
         anns.sort(key=lambda a: (a.frame, a.ann_id[:1], len(a.ann_id), a.ann_id))
         self._frames, self._anns = sorted(frames), anns

@@ -42,14 +42,15 @@ def label_counts(objects) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 def check_contract(spec: FakeSpec, tmp_path: Path) -> None:
     """The contract on one generated source (see the module doc)."""
-    a, images, objects = ingest(spec.source, spec.root, **spec.options)
+    _a, images, objects = ingest(spec.source, spec.root, **spec.options)
     assert images.num_rows == spec.n_images
     assert label_counts(objects) == spec.counts
     _, images2, objects2 = ingest(spec.source, spec.root, **spec.options)
     assert images2.equals(images) and objects2.equals(objects)
     # boxes inside images whose size is known
-    w = dict(zip(images.column("image_key").to_pylist(), images.column("width").to_pylist()))
-    h = dict(zip(images.column("image_key").to_pylist(), images.column("height").to_pylist()))
+    keys = images.column("image_key").to_pylist()
+    w = dict(zip(keys, images.column("width").to_pylist(), strict=True))
+    h = dict(zip(keys, images.column("height").to_pylist(), strict=True))
     for key, box in zip(objects.column("image_key").to_pylist(),
                         objects.column("bbox_xyxy").to_pylist(), strict=True):
         assert w[key] and h[key]

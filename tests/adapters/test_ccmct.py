@@ -40,7 +40,7 @@ def test_real_region_databases_hold_no_cells(database: str) -> None:
 
 def test_real_default_database_is_found() -> None:
     root = real("ccmct")
-    a, images, objects = ingest("ccmct", root)
+    a, _images, objects = ingest("ccmct", root)
     assert a.variant in {"odael", "heael", "mel", "tumorzone", "highmcareas"}
     if a.variant == "tumorzone":
         assert objects.num_rows == 0 and a.skipped_non_cells == 2

@@ -23,7 +23,7 @@ def test_split_erratum_votes_and_real_coordinates(tmp_path: Path) -> None:
     spec = fake.generate(tmp_path / "src")
     a, images, objects = ingest("cmc", spec.root)
     split = dict(zip(images.column("source_image_id").to_pylist(),
-                     images.column("split").to_pylist()))
+                     images.column("split").to_pylist(), strict=False))
     assert split["4eee7b944ad5e46c60ce"] == "test"
     assert split["fa4959e484beec77543b"] == "train"
     assert set(images.column("is_wsi").to_pylist()) == {True}

@@ -58,7 +58,7 @@ def test_forced_order_and_sqlite_mode(tmp_path: Path) -> None:
     assert label_counts(objects) == spec.counts
     assert set(objects.column("mask_rle").to_pylist()) == {None}
     assert dict(zip(images.column("source_image_id").to_pylist(),
-                    images.column("split").to_pylist())) == {
+                    images.column("split").to_pylist(), strict=False)) == {
         "A00_00": "test", "A00_01": "train", "A01_02": "train"}
 
 
@@ -67,7 +67,7 @@ def test_real_sliderunner_conversions() -> None:
     a, images, objects = ingest("icpr2012", root)
     assert a.mode == "sqlite"
     split = dict(zip(images.column("image_key").to_pylist(),
-                     images.column("split").to_pylist()))
+                     images.column("split").to_pylist(), strict=False))
     per = {"train": 0, "test": 0}
     for k in objects.column("image_key").to_pylist():
         per[split[k]] += 1
