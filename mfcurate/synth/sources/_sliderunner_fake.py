@@ -1,4 +1,4 @@
-"""Writers shared by the fake SlideRunner sources: the database in both schemas, and a slide.
+"""Writers shared by the fake SlideRunner sources: the database in both schemas, WSI sources.
 
 :func:`write_sliderunner_db` writes a SlideRunner SQLite file the way the real ones look:
 
@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 _OLD = [
     "CREATE TABLE `Annotations_label` (`uid` INTEGER PRIMARY KEY AUTOINCREMENT UNIQUE, "
@@ -164,33 +163,6 @@ def _num(v: float) -> int | float:
     return int(v) if float(v).is_integer() else float(v)
 
 
-def write_svs(path: Path, rgb: npt.NDArray[np.uint8], mpp: float) -> Path:
-    """Write a small tiled Aperio-like TIFF that OpenSlide opens as ``aperio``.
-
-    Uses :func:`mfcurate.synth.wsi.write_svs` when the lead's module exists; otherwise a
-    one-level, 256-px-tiled, deflate-compressed TIFF with an Aperio ImageDescription.
-    """
-    try:
-        from mfcurate.synth import wsi  # type: ignore[attr-defined]
-
-        writer = wsi.write_svs
-    except (ImportError, AttributeError):
-        writer = None
-    if writer is not None:
-        writer(path, rgb, mpp)
-        return path
-    import tifffile
-
-    h, w = rgb.shape[:2]
-    desc = (f"Aperio Image Library v12.0.15 \n{w}x{h} [0,0 {w}x{h}] (256x256) "
-            f"|AppMag = 40|MPP = {mpp}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tifffile.TiffWriter(str(path)) as tw:
-        tw.write(rgb, tile=(256, 256), photometric="rgb", compression="deflate",
-                 metadata=None, description=desc)
-    return path
-
-
 @dataclass
 class WsiFakePlan:
     """What a fake whole-slide SlideRunner source holds.
@@ -232,6 +204,7 @@ def build_wsi_fake(root: Path, seed: int, plan: WsiFakePlan) -> tuple[Path, dict
     and (new schema) soft-deleted spots.  None of those may become objects.
     """
     from mfcurate.synth.render import render_tissue
+    from mfcurate.synth.wsi import write_svs
 
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
