@@ -117,6 +117,9 @@ def write_sliderunner_db(path: Path, *, schema: str, slides: list[FakeSlide],
     rng = np.random.default_rng(seed)
     con = sqlite3.connect(path)
     try:
+        # fake data: no fsync per statement (neither setting is stored in the file)
+        con.execute("PRAGMA synchronous = OFF")
+        con.execute("PRAGMA journal_mode = MEMORY")
         for ddl in _NEW if new else _OLD:
             con.execute(ddl)
         for s in slides:
