@@ -29,6 +29,7 @@ def test_class_ids_and_other_cells(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("database", ["tumorzone", "highmcareas"])
+@pytest.mark.real_data
 def test_real_region_databases_hold_no_cells(database: str) -> None:
     root = real("ccmct")
     a, images, objects = ingest("ccmct", root, database=database)
@@ -38,6 +39,7 @@ def test_real_region_databases_hold_no_cells(database: str) -> None:
     assert len(a.missing_images) == 32  # slides absent: reported, not fatal
 
 
+@pytest.mark.real_data
 def test_real_default_database_is_found() -> None:
     root = real("ccmct")
     a, _images, objects = ingest("ccmct", root)

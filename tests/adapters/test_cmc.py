@@ -66,6 +66,7 @@ def test_database_option(tmp_path: Path) -> None:
     assert a.to_tables()[1].num_rows == sum(spec.counts.values())
 
 
+@pytest.mark.real_data
 def test_real_cmc_databases() -> None:
     from _source_checks import real
 

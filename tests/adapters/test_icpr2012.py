@@ -62,6 +62,7 @@ def test_forced_order_and_sqlite_mode(tmp_path: Path) -> None:
         "A00_00": "test", "A00_01": "train", "A01_02": "train"}
 
 
+@pytest.mark.real_data
 def test_real_sliderunner_conversions() -> None:
     root = real("icpr2012")
     a, images, objects = ingest("icpr2012", root)

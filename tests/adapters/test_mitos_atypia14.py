@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from _source_checks import check_contract, ingest, label_counts, real
 
 from mfcurate.synth.sources import mitos_atypia14 as fake
@@ -35,6 +36,7 @@ def test_sqlite_votes(tmp_path: Path) -> None:
     assert all(v[0]["annotator"] == "MITOS2014_1" for v in votes)
 
 
+@pytest.mark.real_data
 def test_real_sqlite_counts() -> None:
     root = real("mitos_atypia14")
     _, images, objects = ingest("mitos-atypia-14", root)

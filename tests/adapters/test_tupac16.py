@@ -53,6 +53,7 @@ def test_bad_line_names_file_and_line(tmp_path: Path) -> None:
         ingest("tupac16", spec.root)
 
 
+@pytest.mark.real_data
 def test_real_original_labels() -> None:
     root = real("tupac16")
     for mode in ("tiles", "stitched"):
@@ -65,6 +66,7 @@ def test_real_original_labels() -> None:
     assert [p[1:] for p in tiles] == [p[1:] for p in stitched]  # offsets map back exactly
 
 
+@pytest.mark.real_data
 def test_real_alternative_labels_db() -> None:
     root = real("tupac16")
     _, images, objects = ingest("tupac16", root, annotations="alternative")
@@ -72,6 +74,7 @@ def test_real_alternative_labels_db() -> None:
     assert label_counts(objects) == {"mitotic_figure": 1999, "mitotic_like": 10483}
 
 
+@pytest.mark.real_data
 def test_real_alternative_labels_csv_via_cli(tmp_path: Path) -> None:
     root = real("tupac16", "TUPAC_AL")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
