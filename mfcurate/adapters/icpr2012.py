@@ -55,7 +55,8 @@ class ICPR2012(SourceAdapter):
 
     **Layout under ROOT**: original release ``A00_v2/A00_01.bmp`` (image), ``A00_01.csv``
     (ground truth), ``A00_01.jpg`` (overlay), folders ``A00_v2 ... A04_v2`` and ``H00_v2 ...``
-    (Hamamatsu ``.tif``), csv files may also lie directly in ROOT; or the SlideRunner
+    (Hamamatsu ``.tif``), possibly one level down (``training/A00_v2``...) or directly in
+    ROOT; or the SlideRunner
     conversions ``MITOS2012.sqlite`` (train) / ``MITOS2012_test.sqlite`` (test).
 
     **Counts**: 35 train HPFs / 226 MF, 15 test HPFs / 101 MF (scanner A); no imposters.
@@ -106,7 +107,8 @@ class ICPR2012(SourceAdapter):
             raise UsageError(f"icpr2012: option pixel_order={order!r}; choose auto, xy or yx")
         self.requested_order = order
         self.csv_files = sorted(
-            (p for p in [*self.root.glob("*.csv"), *self.root.glob("*/*.csv")]
+            (p for p in [*self.root.glob("*.csv"), *self.root.glob("*/*.csv"),
+                         *self.root.glob("*/*/*.csv")]
              if _NAME.match(p.stem)), key=lambda p: (p.stem, p.as_posix()))
         self.db_paths: dict[str, Path] = {}
         for split, cands in _DBS.items():

@@ -50,7 +50,8 @@ class MitosAtypia14(SourceAdapter):
 
     **Layout under ROOT**: ``<slide>/frames/x40/<frame>.tiff`` (e.g.
     ``A03/frames/x40/A03_00Aa.tiff``; slides A03 A04 A05 A07 A10 A11 A12 A14 A15 A17 A18,
-    and H.. for the Hamamatsu scanner), ``<slide>/mitosis/<frame>_mitosis.csv`` and
+    and H.. for the Hamamatsu scanner; the slide folders may also sit one level down, e.g.
+    ``mitos_atypia_2014_training_aperio/A03/...``), ``<slide>/mitosis/<frame>_mitosis.csv`` and
     ``<frame>_not_mitosis.csv``; or ``MITOS2014.sqlite``.
 
     **Counts** (scanner A): 1,200 x40 frames (865 with a label), 749 mitotic figures, 2,884
@@ -88,7 +89,10 @@ class MitosAtypia14(SourceAdapter):
         if want not in (None, "csv", "sqlite"):
             raise UsageError(f"mitos-atypia-14: option annotations={want!r}; choose csv or "
                              "sqlite")
-        self.csv_files = sorted(self.root.glob("*/mitosis/*.csv"))
+        self.csv_files = sorted([*self.root.glob("*/mitosis/*.csv"),
+                                 *self.root.glob("*/*/mitosis/*.csv")])
+        #: frame -> slide folder relative to ROOT (``A03`` or ``<scanner set>/A03``)
+        self.slide_dirs: dict[str, str] = {}
         self.db_path: Path | None = None
         if want == "csv" or (want is None and self.csv_files):
             if not self.csv_files:
@@ -104,15 +108,19 @@ class MitosAtypia14(SourceAdapter):
     def _rel(self, p: Path) -> str:
         return p.relative_to(self.root).as_posix()
 
-    @staticmethod
-    def frame_path(frame: str) -> str:
+    def frame_path(self, frame: str) -> str:
         """Image path of a frame relative to ROOT (``A03/frames/x40/A03_00Aa.tiff``)."""
-        return f"{frame.split('_')[0]}/frames/x40/{frame}.tiff"
+        slide_dir = self.slide_dirs.get(frame, frame.split("_")[0])
+        return f"{slide_dir}/frames/x40/{frame}.tiff"
 
     def _collect(self) -> tuple[list[str], list[_Ann]]:
         if self._frames is not None and self._anns is not None:
             return self._frames, self._anns
-        frames = {p.stem for p in self.root.glob("*/frames/x40/*.tif*")}
+        frames: set[str] = set()
+        for p in [*self.root.glob("*/frames/x40/*.tif*"),
+                  *self.root.glob("*/*/frames/x40/*.tif*")]:
+            frames.add(p.stem)
+            self.slide_dirs.setdefault(p.stem, self._rel(p.parents[2]))
         anns: list[_Ann] = []
         if self.mode == "csv":
             for f in self.csv_files:
@@ -124,6 +132,7 @@ class MitosAtypia14(SourceAdapter):
                 else:
                     continue
                 frames.add(frame)
+                self.slide_dirs.setdefault(frame, self._rel(f.parents[1]))
                 for k, (lineno, vals) in enumerate(
                         read_number_rows(f, min_fields=2, max_fields=3), start=1):
                     conf = vals[2] if len(vals) > 2 else None

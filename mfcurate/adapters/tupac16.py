@@ -60,7 +60,8 @@ class TUPAC16(SourceAdapter):
     LABELS@MICCAI 2020, doi 10.1007/978-3-030-61166-8_22 (DeepMicroscopy/TUPAC16_AlternativeLabels,
     no licence file).  0.25 µm/px (40x).
 
-    **Layout under ROOT**: images ``mitoses_image_data/<case>/<tile>.tif`` (cases ``01-73``;
+    **Layout under ROOT**: images ``mitoses_image_data/<case>/<tile>.tif`` (or the
+    release's ``mitoses_image_data_part_1/2/3/<case>/<tile>.tif``; cases ``01-73``;
     01-23 have 10-67 tiles of 2000x2000 px, 24-73 one ``01.tif`` of 5657x5657 px);
     labels ``mitoses_ground_truth/<case>/<tile>.csv`` and, for the alternative labels,
     ``nonmitoses_ground_truth/<case>/<tile>.csv`` (hard negatives); or one of the SlideRunner
@@ -137,7 +138,8 @@ class TUPAC16(SourceAdapter):
             looked = ["mitoses_ground_truth/"] if want in (None, "csv") else []
             looked += [p for m in _MODES[1:] if want in (None, m) for p in _DBS[m]]
             raise SourceNotFoundError(self.root, looked, self.key)
-        self.image_dir = self.root / "mitoses_image_data"
+        #: image folders: ``mitoses_image_data`` or the release's ``..._part_N`` archives
+        self.image_dirs = sorted(d for d in self.root.glob("mitoses_image_data*") if d.is_dir())
         self._anns: list[_Ann] | None = None
         self._ids: list[str] | None = None
         self._records: dict[str, ImageRecord] | None = None
@@ -148,10 +150,17 @@ class TUPAC16(SourceAdapter):
 
     def _disk_images(self) -> set[str]:
         out: set[str] = set()
-        if self.image_dir.is_dir():
-            for p in self.image_dir.glob("*/*.tif"):
+        for d in self.image_dirs:
+            for p in d.glob("*/*.tif"):
                 out.add(f"{p.parent.name}/{p.stem}")
         return out
+
+    def image_rel(self, iid: str) -> str:
+        """Path of a tile relative to ROOT (``mitoses_image_data/01/25.tif`` when absent)."""
+        for d in self.image_dirs:
+            if (d / f"{iid}.tif").exists():
+                return self._rel(d / f"{iid}.tif")
+        return f"mitoses_image_data/{iid}.tif"
 
     def _read_csv_mode(self) -> tuple[list[str], list[_Ann]]:
         folders = [("mitoses_ground_truth", Label.MITOTIC_FIGURE, "mitosis", "m")]
@@ -277,7 +286,7 @@ class TUPAC16(SourceAdapter):
         if not hasattr(self, "_sizes"):
             self._sizes: dict[str, tuple[float, float]] = {}
         if iid not in self._sizes:
-            path = self.image_dir / f"{iid}.tif"
+            path = self.root / self.image_rel(iid)
             size = (float(TILE_PX), float(TILE_PX))
             if path.exists():
                 info = probe_image(path)
@@ -298,7 +307,7 @@ class TUPAC16(SourceAdapter):
         ids, _ = self._collect()
         out: dict[str, ImageRecord] = {}
         for iid in ids:
-            rel = f"mitoses_image_data/{iid}.tif"
+            rel = self.image_rel(iid)
             probed = self.probe(rel)
             mx = self.mpp_or_default(plausible_mpp(probed.mpp_x) if probed else None)
             my = self.mpp_or_default(plausible_mpp(probed.mpp_y) if probed else None)

@@ -74,3 +74,14 @@ def test_real_sliderunner_conversions() -> None:
         per[split[k]] += 1
     assert per == {"train": 226, "test": 101}
     assert list(split.values()).count("test") == 15 and len(split) == 50
+
+
+def test_hpf_folders_one_level_down(tmp_path: Path) -> None:
+    spec = fake.generate(tmp_path / "src")
+    (tmp_path / "root" / "training").mkdir(parents=True)
+    for d in spec.root.glob("A0*_v2"):
+        d.rename(tmp_path / "root" / "training" / d.name)
+    a, images, objects = ingest("icpr2012", tmp_path / "root")
+    assert a.mode == "csv" and a.missing_images == []
+    assert label_counts(objects) == spec.counts
+    assert images.column("path").to_pylist()[0] == "training/A00_v2/A00_00.bmp"

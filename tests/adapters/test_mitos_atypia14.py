@@ -43,3 +43,16 @@ def test_real_sqlite_counts() -> None:
     assert images.num_rows == 1200
     assert label_counts(objects) == {"mitotic_figure": 749, "mitotic_like": 2884}
     assert len(set(objects.column("image_key").to_pylist())) == 865
+
+
+def test_slide_folders_one_level_down(tmp_path: Path) -> None:
+    spec = fake.generate(tmp_path / "src")
+    nested = tmp_path / "root"
+    nested.mkdir()
+    (spec.root).rename(nested / "mitos_atypia_2014_training_aperio")
+    (nested / "mitos_atypia_2014_training_aperio" / "MITOS2014.sqlite").unlink()
+    a, images, objects = ingest("mitos-atypia-14", nested)
+    assert a.missing_images == []
+    assert images.column("path").to_pylist()[0] == \
+        "mitos_atypia_2014_training_aperio/A03/frames/x40/A03_00Aa.tiff"
+    assert label_counts(objects) == spec.counts

@@ -88,3 +88,12 @@ def test_real_alternative_labels_csv_via_cli(tmp_path: Path) -> None:
     objects = ds.objects(["tupac16"])
     assert label_counts(objects) == {"mitotic_figure": 1999, "mitotic_like": 10483}
     assert ds.images().num_rows == 656
+
+
+def test_release_part_folders(tmp_path: Path) -> None:
+    spec = fake.generate(tmp_path / "src")
+    (spec.root / "mitoses_image_data").rename(spec.root / "mitoses_image_data_part_1")
+    a, images, objects = ingest("tupac16", spec.root)
+    assert a.missing_images == []
+    assert set(images.column("width").to_pylist()) == {fake.TILE}
+    assert label_counts(objects) == spec.counts
