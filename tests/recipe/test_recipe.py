@@ -176,7 +176,11 @@ def test_shipped_recipes_parse(name: str) -> None:
     if name == "omgnet-pancancer.toml":
         assert keys == ["midog++", "ccmct", "cmc", "icpr2012", "mitos-atypia-14", "tupac16"]
     else:
-        assert keys == ["midog++", "folder"]
+        from mfcurate.synth.demo import DEMO_EXCLUDE
+        from mfcurate.synth.sources import generators
+
+        assert keys[:2] == ["midog++", "folder"]
+        assert set(keys) == set(generators()) - DEMO_EXCLUDE
     # every option of a step registered on this branch is one the step accepts
     registry = all_steps()
     for step_name, options in recipe.steps.items():
@@ -220,3 +224,24 @@ def test_run_cli(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "mfcurate", "run", "--list-steps"],
                        capture_output=True, text=True, env=env, timeout=60)
     assert p.returncode == 0 and "publish" in p.stdout and "report" in p.stdout
+
+
+def test_demo_recipe_end_to_end(tmp_path: Path) -> None:
+    """demo.toml on the synthetic sources, with the steps registered on this branch."""
+    from mfcurate.synth.demo import write_demo_sources
+
+    write_demo_sources(tmp_path / "sources", seed=1)
+    recipe = Recipe.load(REPO / "pipelines" / "demo.toml")
+    registry = all_steps()
+    recipe.steps = {k: v for k, v in recipe.steps.items() if k in registry}
+    assert {"ingest", "report", "publish"} <= set(recipe.steps)
+    res = run_recipe(recipe, overrides={"work_dir": str(tmp_path),
+                                        "steps.report.examples_per_label": 1})
+    assert all(s["status"] == "ran" for s in res["steps"])
+    by_name = {s["name"]: s["summary"] for s in res["steps"]}
+    assert by_name["report"]["objects"] > 0 and (tmp_path / "report.html").exists()
+    assert by_name["publish"]["license"] == "CC-BY-4.0"  # MIDOG++ CC0 + folder CC BY
+    assert (tmp_path / "publish" / "croissant.json").exists()
+    again = run_recipe(recipe, overrides={"work_dir": str(tmp_path),
+                                          "steps.report.examples_per_label": 1})
+    assert all(s["status"] == "skipped" for s in again["steps"])
