@@ -175,6 +175,14 @@ def test_shipped_recipes_parse(name: str) -> None:
     keys = [s["key"] for s in recipe.sources]
     if name == "omgnet-pancancer.toml":
         assert keys == ["midog++", "ccmct", "cmc", "icpr2012", "mitos-atypia-14", "tupac16"]
+        from mfcurate.adapters import all_adapters
+
+        adapters = all_adapters()
+        for s in recipe.sources:
+            assert s["key"] in adapters
+            db = s["options"].get("database")
+            if db:  # a label variant the adapter knows
+                assert db.lower() in {k.lower() for k in adapters[s["key"]].databases}
     else:
         from mfcurate.synth.demo import DEMO_EXCLUDE
         from mfcurate.synth.sources import generators
