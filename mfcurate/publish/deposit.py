@@ -132,7 +132,15 @@ def deposit_package(
         state.uploaded = {}
         state.save(state_path)
     else:
-        dep = client.get_deposition(state.links.get("self") or state.deposition_id)
+        try:
+            dep = client.get_deposition(state.links.get("self") or state.deposition_id)
+        except ZenodoError as exc:
+            if exc.status in (404, 410):
+                raise DepositError(f"the draft {state.deposition_id} recorded in {state_path} "
+                                   "no longer exists on the server; pass --restart to start "
+                                   "a new one") from None
+            raise
+        state.package_fingerprint = fingerprint
         if dep.get("submitted"):
             state.published = True
             state.doi = dep.get("doi")

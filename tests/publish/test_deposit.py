@@ -309,3 +309,13 @@ def test_client_repr_hides_token(standin: Any) -> None:
     client = ZenodoClient(standin.base_url, TOKEN)
     assert TOKEN not in repr(client) and "***" in repr(client)
     assert client.redact(f"x {TOKEN} y") == "x *** y"
+
+
+def test_vanished_draft_needs_restart(pkg: Path, standin: Any) -> None:
+    rec = Recorder()
+    first = deposit_package(pkg, rec.client(standin.base_url), publish=False)
+    del standin.depositions[first.deposition_id]  # discarded in the web interface
+    with pytest.raises(DepositError, match="no longer exists.*--restart"):
+        deposit_package(pkg, rec.client(standin.base_url))
+    res = deposit_package(pkg, rec.client(standin.base_url), restart=True)
+    assert res.published and res.deposition_id != first.deposition_id
