@@ -315,7 +315,7 @@ def test_vanished_draft_needs_restart(pkg: Path, standin: Any) -> None:
     rec = Recorder()
     first = deposit_package(pkg, rec.client(standin.base_url), publish=False)
     del standin.depositions[first.deposition_id]  # discarded in the web interface
-    with pytest.raises(DepositError, match="no longer exists.*--restart"):
+    with pytest.raises(DepositError, match=r"no longer exists.*--restart"):
         deposit_package(pkg, rec.client(standin.base_url))
     res = deposit_package(pkg, rec.client(standin.base_url), restart=True)
     assert res.published and res.deposition_id != first.deposition_id
