@@ -194,6 +194,8 @@ def build_package(
         say(f"package in {out} is up to date; reusing it")
         return existing
     flt = ObjectFilter.from_options(ds, **dict(filters or {}))
+    if not ds.sources:
+        raise PackageError(f"{ds.root}: the dataset is empty; ingest a source first")
     res = resolve_license({k: str(ds.source_info(k).get("license", "unknown"))
                            for k in (flt.sources or ds.sources)}, license)
     title = str(user_md.get("title") or f"mfcurate mitotic-figure nuclei dataset {version}")

@@ -172,3 +172,10 @@ def test_license_override_and_source_subset(dataset: Path, tmp_path: Path) -> No
     assert res.license == "CC-BY-4.0"
     with pytest.raises(UsageError):
         build_package(dataset, tmp_path / "x", license="CC-BY-4.0")
+
+
+def test_empty_dataset_is_refused(tmp_path: Path) -> None:
+    Dataset.open(tmp_path / "empty", create=True)
+    with pytest.raises(PackageError, match="empty"):
+        build_package(tmp_path / "empty", tmp_path / "rel")
+    assert not (tmp_path / "rel").exists()
