@@ -184,11 +184,10 @@ def test_shipped_recipes_parse(name: str) -> None:
             if db:  # a label variant the adapter knows
                 assert db.lower() in {k.lower() for k in adapters[s["key"]].databases}
     else:
-        from mfcurate.synth.demo import DEMO_EXCLUDE
         from mfcurate.synth.sources import generators
 
         assert keys[:2] == ["midog++", "folder"]
-        assert set(keys) == set(generators()) - DEMO_EXCLUDE
+        assert set(keys) <= set(generators())  # the demo can generate every source it names
     # every option of a step registered on this branch is one the step accepts
     registry = all_steps()
     for step_name, options in recipe.steps.items():
@@ -234,22 +233,20 @@ def test_run_cli(tmp_path: Path) -> None:
     assert p.returncode == 0 and "publish" in p.stdout and "report" in p.stdout
 
 
-def test_demo_recipe_end_to_end(tmp_path: Path) -> None:
-    """demo.toml on the synthetic sources, with the steps registered on this branch."""
-    from mfcurate.synth.demo import write_demo_sources
+def test_demo_command_end_to_end(tmp_path: Path) -> None:
+    """`mfcurate demo`: synthetic sources, then demo.toml with every registered step."""
+    from typer.testing import CliRunner
 
-    write_demo_sources(tmp_path / "sources", seed=1)
-    recipe = Recipe.load(REPO / "pipelines" / "demo.toml")
+    from mfcurate.cli import app
+
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    log = json.loads((tmp_path / "run-log.json").read_text())
     registry = all_steps()
-    recipe.steps = {k: v for k, v in recipe.steps.items() if k in registry}
-    assert {"ingest", "report", "publish"} <= set(recipe.steps)
-    res = run_recipe(recipe, overrides={"work_dir": str(tmp_path),
-                                        "steps.report.examples_per_label": 1})
-    assert all(s["status"] == "ran" for s in res["steps"])
-    by_name = {s["name"]: s["summary"] for s in res["steps"]}
-    assert by_name["report"]["objects"] > 0 and (tmp_path / "report.html").exists()
-    assert by_name["publish"]["license"] == "CC-BY-4.0"  # MIDOG++ CC0 + folder CC BY
+    recipe = Recipe.load(REPO / "pipelines" / "demo.toml")
+    assert set(log["steps"]) == {s for s in recipe.steps if s in registry}
+    assert {"ingest", "export", "report", "publish"} <= set(log["steps"])
+    assert log["steps"]["report"]["summary"]["objects"] > 0
+    assert (tmp_path / "report.html").exists()
     assert (tmp_path / "publish" / "croissant.json").exists()
-    again = run_recipe(recipe, overrides={"work_dir": str(tmp_path),
-                                          "steps.report.examples_per_label": 1})
-    assert all(s["status"] == "skipped" for s in again["steps"])
+    assert "demo finished" in res.output
