@@ -19,7 +19,7 @@ Without ``--checkpoint`` the weights are random; the decoder's upscaling kernels
 spatially constant (masks are blobs of image-embedding cells, not pixel noise) and its output
 is scaled (``--gain``) so that the predicted-IoU and stability filters keep masks; the same
 model goes to both generators.  With random weights the default thresholds are 0.02 (IoU) and
-0.5 (stability), which keep a reasonable share of masks; with a checkpoint they are 0.8/0.8.
+0.4 (stability), which keep a reasonable share of masks; with a checkpoint they are 0.8/0.8.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def main() -> None:
     p.add_argument("--pred-iou-thresh", type=float, default=None)
     p.add_argument("--stability-score-thresh", type=float, default=None)
     p.add_argument("--box-nms-thresh", type=float, default=0.7)
-    p.add_argument("--gain", type=float, default=50.0)
+    p.add_argument("--gain", type=float, default=500.0)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--real", action="store_true", help="use a tile of the real CMU slide")
     p.add_argument("--no-area-filter", action="store_true",
@@ -250,7 +250,7 @@ def main() -> None:
     if args.pred_iou_thresh is None:
         args.pred_iou_thresh = 0.8 if args.checkpoint else 0.02
     if args.stability_score_thresh is None:
-        args.stability_score_thresh = 0.8 if args.checkpoint else 0.5
+        args.stability_score_thresh = 0.8 if args.checkpoint else 0.4
     if not args.skip_sam:
         bench_sam(args)
     bench_classical(args)

@@ -573,22 +573,22 @@ def _write_overlay(path: Path, cfg: HarvestConfig, plan: _ImagePlan, ti: int,
 
 # --------------------------------------------------------------------------- the step
 @step("harvest")
-def harvest_step(ctx: StepContext, sources: Sequence[str] | None = None,
-                 overlay: bool = True, **options: Any) -> dict[str, Any]:
+def harvest_step(ctx: StepContext, sources: Sequence[Any] | None = None,
+                 overlay: bool = True, sam_checkpoint: str | None = None,
+                 sam_model: str | None = None, **options: Any) -> dict[str, Any]:
     """Recipe/demo step: harvest background objects (options as :class:`HarvestConfig`).
 
     Options that are not fields of :class:`HarvestConfig` are segmenter options (e.g.
-    ``points_per_side``); ``sam_checkpoint``/``sam_model_type`` are accepted as aliases of
-    ``checkpoint``/``model_type``.  Writes ``harvest_overlay.png`` (one tile with the
-    harvested outlines) into ``ctx.work_dir`` and returns the report as a dict.
+    ``points_per_side``); ``sam_checkpoint``/``sam_model`` (what ``mfcurate demo
+    --sam-checkpoint`` passes to every step) are aliases of ``checkpoint``/``model_type``.
+    Writes ``harvest_overlay.png`` (one tile with the harvested outlines) into
+    ``ctx.work_dir`` and returns the report as a dict.
     """
     known = set(HarvestConfig.__dataclass_fields__)
-    # the demo and recipes name the SAM model with a prefix shared by every step
-    if options.get("sam_checkpoint"):
-        options.setdefault("checkpoint", options["sam_checkpoint"])
-    options.pop("sam_checkpoint", None)
-    if "sam_model_type" in options:
-        options.setdefault("model_type", options.pop("sam_model_type"))
+    if sam_checkpoint:
+        options.setdefault("checkpoint", str(sam_checkpoint))
+    if sam_model:
+        options.setdefault("model_type", sam_model)
     amg = dict(options.pop("amg", {}) or {})
     for k in list(options):
         if k not in known:
@@ -597,7 +597,9 @@ def harvest_step(ctx: StepContext, sources: Sequence[str] | None = None,
     png = Path(ctx.work_dir) / "harvest_overlay.png" if overlay else None
     ctx.console.print(f"harvest: backend {cfg.kind}, tiles {cfg.tile} px, overlap "
                       f"{cfg.overlap} px")
-    rep = harvest_dataset(ctx.dataset, cfg, sources, workers=ctx.workers,
+    # a recipe hands its [[sources]] entries ({key, root, options}); a caller may pass keys
+    keys = [str(s["key"]) if isinstance(s, dict) else str(s) for s in sources or []]
+    rep = harvest_dataset(ctx.dataset, cfg, keys or None, workers=ctx.workers,
                           scheduler=ctx.scheduler, overlay=png)
     ctx.state["harvest"] = rep.as_dict()
     return rep.as_dict()
