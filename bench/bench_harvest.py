@@ -102,10 +102,10 @@ def load_model(args: argparse.Namespace) -> Any:
 
 def test_tile(args: argparse.Namespace) -> tuple[np.ndarray, float, str]:
     """A 1024 tile: from the real slide when present (``--real``), else synthetic."""
-    if args.real and REAL_SLIDE.exists():
+    if args.real and args.real_slide.exists():
         from mfcurate.io.reader import open_image
 
-        with open_image(REAL_SLIDE) as img:
+        with open_image(args.real_slide) as img:
             return img.read_region(900, 1400, args.tile, args.tile), float(img.mpp_x or 0.5), \
                 "CMU-1-Small-Region (900, 1400)"
     from mfcurate.synth.render import render_tissue
@@ -217,8 +217,8 @@ def bench_glass(args: argparse.Namespace) -> None:
           f"{len(total) - len(kept)} of {len(total)} tiles skipped "
           f"({(len(total) - len(kept)) / len(total):.0%}; tiles without any tissue: "
           f"{true_glass})")
-    if REAL_SLIDE.exists():
-        with open_image(REAL_SLIDE) as real:
+    if args.real_slide.exists():
+        with open_image(args.real_slide) as real:
             for tile in (1024, 512):
                 kept = tissue_tiles(real, tile=tile, overlap=64, min_tissue=0.05)
                 total = tile_grid(real.width, real.height, tile, 64)
@@ -243,6 +243,8 @@ def main() -> None:
     p.add_argument("--gain", type=float, default=500.0)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--real", action="store_true", help="use a tile of the real CMU slide")
+    p.add_argument("--real-slide", type=Path, default=REAL_SLIDE,
+                   help="the CMU-1-Small-Region.svs to use (default: ../shared/data/real/...)")
     p.add_argument("--no-area-filter", action="store_true",
                    help="keep every mask size (random weights rarely give cell-sized masks)")
     p.add_argument("--skip-sam", action="store_true")
