@@ -28,6 +28,7 @@ Arrays: tiles are ``(rows, cols, 3)`` uint8 RGB; masks are bool ``(rows, cols)``
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -161,6 +162,82 @@ def _dilate_erode_counts(pos: npt.NDArray[np.bool_]) -> tuple[int, int]:
                                             .sum())
 
 
+def _mha(attn: Any, q: Any, k: Any, v: Any) -> Any:
+    """SAM ``Attention`` on already projected q/k/v (batch dims broadcast)."""
+    import torch
+
+    n = attn.num_heads
+
+    def heads(x: Any) -> Any:
+        b, t, c = x.shape
+        return x.reshape(b, t, n, c // n).transpose(1, 2)
+
+    qh, kh, vh = heads(q), heads(k), heads(v)
+    a = qh @ kh.permute(0, 1, 3, 2)
+    a = a / math.sqrt(qh.shape[-1])
+    a = torch.softmax(a, dim=-1)
+    out = a @ vh
+    b, _, t, cph = out.shape
+    out = out.transpose(1, 2).reshape(b, t, n * cph)
+    return attn.out_proj(out)
+
+
+def decode_multimask_shared(decoder: Any, image_embeddings: Any, image_pe: Any, sparse: Any,
+                            dense: Any) -> tuple[Any, Any]:
+    """``MaskDecoder(..., multimask_output=True)`` for many point prompts on one image.
+
+    Same result as SAM's decoder, but the first two-way block's image-side work (the
+    token-to-image keys/values, the image-to-token queries and the ``repeat_interleave`` of
+    the image embedding and positional encoding per prompt) is done once instead of once per
+    prompt: before that block the image tokens are the same for every prompt (no mask input,
+    so the dense embedding is the same ``no_mask_embed`` everywhere).
+
+    Args:
+        decoder: ``sam.mask_decoder``.
+        image_embeddings: ``(1, C, h, w)`` features of the tile.
+        image_pe: ``(1, C, h, w)`` dense positional encoding.
+        sparse: ``(B, T, C)`` prompt tokens.
+        dense: ``(B, C, h, w)`` dense prompt embeddings (identical rows).
+
+    Returns:
+        ``(low_res_masks (B, 3, 4h, 4w), iou_predictions (B, 3))``.
+    """
+    import torch
+
+    tr = decoder.transformer
+    out_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+    tokens = torch.cat((out_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1), sparse), dim=1)
+    src1 = image_embeddings + dense[:1]
+    _, c, h, w = src1.shape
+    keys1 = src1.flatten(2).permute(0, 2, 1)  # 1 x N x C
+    pe = image_pe.flatten(2).permute(0, 2, 1)
+    first = tr.layers[0]
+    queries = first.norm1(first.self_attn(q=tokens, k=tokens, v=tokens))  # skip_first_layer_pe
+    a = first.cross_attn_token_to_image
+    k_img = a.k_proj(keys1 + pe)
+    v_img = a.v_proj(keys1)
+    queries = first.norm2(queries + _mha(a, a.q_proj(queries + tokens), k_img, v_img))
+    queries = first.norm3(queries + first.mlp(queries))
+    a2 = first.cross_attn_image_to_token
+    q_img = a2.q_proj(keys1 + pe)
+    out = _mha(a2, q_img, a2.k_proj(queries + tokens), a2.v_proj(queries))
+    keys = first.norm4(keys1 + out)  # B x N x C from here on
+    for layer in tr.layers[1:]:
+        queries, keys = layer(queries=queries, keys=keys, query_pe=tokens, key_pe=pe)
+    attn_out = tr.final_attn_token_to_image(q=queries + tokens, k=keys + pe, v=keys)
+    hs = tr.norm_final_attn(queries + attn_out)
+    b = hs.shape[0]
+    src = keys.transpose(1, 2).reshape(b, c, h, w)
+    upscaled = decoder.output_upscaling(src)
+    mask_tokens_out = hs[:, 1:1 + decoder.num_mask_tokens, :]
+    hyper_in = torch.stack([decoder.output_hypernetworks_mlps[i](mask_tokens_out[:, i, :])
+                            for i in range(decoder.num_mask_tokens)], dim=1)
+    b, cu, hu, wu = upscaled.shape
+    masks = (hyper_in @ upscaled.view(b, cu, hu * wu)).view(b, -1, hu, wu)
+    iou_pred = decoder.iou_prediction_head(hs[:, 0, :])
+    return masks[:, 1:], iou_pred[:, 1:]
+
+
 class SamAutoSegmenter:
     """Fast SAM automatic mask generator for cell-scale objects.
 
@@ -184,6 +261,8 @@ class SamAutoSegmenter:
         self.predictor = SamPredictor(sam)
         #: masks whose window exceeds this fraction of the tile are upsampled whole
         self.big_window = 0.25
+        #: compute the first decoder layer's image-side projections once per tile
+        self.share_first_layer = True
 
     # ------------------------------------------------------------------ model passes
     def _decode(self, points: npt.NDArray[np.float64], im_size: tuple[int, int]
@@ -196,6 +275,10 @@ class SamAutoSegmenter:
         in_labels = torch.ones(in_points.shape[0], 1, dtype=torch.int, device=pred.device)
         sparse, dense = self.sam.prompt_encoder(points=(in_points, in_labels), boxes=None,
                                                 masks=None)
+        if self.share_first_layer:
+            return decode_multimask_shared(self.sam.mask_decoder, pred.features,
+                                           self.sam.prompt_encoder.get_dense_pe(), sparse,
+                                           dense)
         low, iou = self.sam.mask_decoder(
             image_embeddings=pred.features,
             image_pe=self.sam.prompt_encoder.get_dense_pe(),

@@ -118,3 +118,21 @@ def test_factory(tmp_path: Path) -> None:
         make_auto_segmenter("classical", points_per_side=64)
     with pytest.raises(UsageError, match="kind"):
         make_auto_segmenter("watershed")
+
+
+def test_shared_first_layer_decoder_is_sams() -> None:
+    from mfcurate.segment.auto_sam import decode_multimask_shared
+
+    sam = build_tiny_sam(0, image_size=256)
+    emb = torch.randn(1, 256, 16, 16)
+    pts = torch.rand(12, 1, 2) * 256
+    with torch.inference_mode():
+        sp, de = sam.prompt_encoder(points=(pts, torch.ones(12, 1, dtype=torch.int)),
+                                    boxes=None, masks=None)
+        pe = sam.prompt_encoder.get_dense_pe()
+        ref_masks, ref_iou = sam.mask_decoder(image_embeddings=emb, image_pe=pe,
+                                              sparse_prompt_embeddings=sp,
+                                              dense_prompt_embeddings=de, multimask_output=True)
+        masks, iou = decode_multimask_shared(sam.mask_decoder, emb, pe, sp, de)
+    torch.testing.assert_close(masks, ref_masks, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(iou, ref_iou, atol=1e-5, rtol=1e-5)
