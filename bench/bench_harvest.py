@@ -19,7 +19,7 @@ Without ``--checkpoint`` the weights are random; the decoder's upscaling kernels
 spatially constant (masks are blobs of image-embedding cells, not pixel noise) and its output
 is scaled (``--gain``) so that the predicted-IoU and stability filters keep masks; the same
 model goes to both generators.  With random weights the default thresholds are 0.02 (IoU) and
-0.4 (stability), which keep a reasonable share of masks; with a checkpoint they are 0.8/0.8.
+0.2 (stability), which keep a reasonable share of masks; with a checkpoint they are 0.8/0.8.
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ def main() -> None:
     if args.pred_iou_thresh is None:
         args.pred_iou_thresh = 0.8 if args.checkpoint else 0.02
     if args.stability_score_thresh is None:
-        args.stability_score_thresh = 0.8 if args.checkpoint else 0.4
+        args.stability_score_thresh = 0.8 if args.checkpoint else 0.2
     if not args.skip_sam:
         bench_sam(args)
     bench_classical(args)
