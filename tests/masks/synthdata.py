@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from mfcurate.synth.images import write_png
 from mfcurate.synth.render import Planted, render_tissue
 
 REPO = Path(__file__).resolve().parents[2]
-REAL = (REPO.parent / "shared" / "data" / "real").resolve()
+# the repository's parent holds shared/; MFCURATE_REAL_DATA overrides (e.g. for a worktree)
+REAL = Path(os.environ.get("MFCURATE_REAL_DATA",
+                           REPO.parent / "shared" / "data" / "real")).resolve()
 SOURCE = "synthetic"
 KIND_LABEL = {"mitotic_figure": "mitotic_figure", "mitotic_like": "mitotic_like",
               "nucleus": "tumour_cell"}
@@ -22,8 +25,6 @@ KIND_LABEL = {"mitotic_figure": "mitotic_figure", "mitotic_like": "mitotic_like"
 
 def env() -> dict[str, str]:
     """Environment for subprocesses that import this checkout's mfcurate."""
-    import os
-
     e = dict(os.environ)
     e["PYTHONPATH"] = str(REPO)
     return e
