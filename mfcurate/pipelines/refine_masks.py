@@ -19,7 +19,8 @@ When every image is done the rows are merged into the parts they came from with
 original box is kept in ``extra.prompt_box_xyxy`` so reruns prompt with the same box.
 
 A killed run restarted with the same command skips the images already done (task keys include
-a hash of the configuration) and ends with exactly the table of an uninterrupted run.
+a hash of the configuration and of the image's prompts) and ends with exactly the table of an
+uninterrupted run.
 """
 
 from __future__ import annotations
@@ -314,7 +315,11 @@ def build_tasks(ds: Dataset, cfg: RefineConfig) -> tuple[list[Any], int]:
             "objects": [{"key": o["object_key"], "box": _prompt_box(o),
                          "anchor": [float(v) for v in o["centroid_xy"]]} for o in objs],
         }
-        tasks.append(Task(key=f"{key}|{digest}", payload=payload))
+        # the key names the image, the configuration and exactly which prompts are refined,
+        # so a rerun reuses a result only when it would compute the same one
+        prompts = hashlib.sha1(json.dumps([payload["objects"], payload["mpp"]],
+                                          sort_keys=True).encode()).hexdigest()[:10]
+        tasks.append(Task(key=f"{key}|{digest}|{prompts}", payload=payload))
     return tasks, missing
 
 
