@@ -125,18 +125,23 @@ class RefineConfig:
 
 
 # ---------------------------------------------------------------------- planning
-def plan_windows(boxes: npt.NDArray[np.float64], side: int,
-                 margin_frac: float = 0.5) -> list[tuple[int, int, list[int]]]:
+def plan_windows(boxes: npt.NDArray[np.float64], side: int, margin_frac: float = 0.5,
+                 bounds: tuple[int, int] | None = None) -> list[tuple[int, int, list[int]]]:
     """Group prompt boxes into square windows of ``side`` px.
 
-    Greedy and deterministic: boxes are taken in (y, x) order of their centres; an unassigned
-    box seeds a window centred on it, and every unassigned box that fits in that window with a
-    margin of ``margin_frac`` of its side joins it.
+    Greedy and deterministic.  Every box needs its extent plus ``margin_frac`` of its side
+    around it (clipped to the image ``bounds``) inside its window.  Boxes are taken in (y, x)
+    order of their centres; the first unassigned box seeds a window whose top edge is at the
+    top of the seed's need, shifted left as far as the unassigned boxes of that row band need
+    (keeping the seed inside) and kept inside the image where the image is larger than the
+    window; every unassigned box that fits joins it.  So an image no larger than the window is
+    one window, and a slide costs one window per cluster of annotations.
 
     Args:
         boxes: ``(N, 4)`` xyxy level-0 boxes.
         side: window side in px.
         margin_frac: context required around a box inside its window.
+        bounds: image ``(width, height)``, or None when unknown.
 
     Returns:
         ``(x, y, indices)`` per window: level-0 top-left and the boxes it holds.
@@ -144,16 +149,30 @@ def plan_windows(boxes: npt.NDArray[np.float64], side: int,
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     centres = (b[:, :2] + b[:, 2:]) / 2
     pad = margin_frac * np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+    lo = b[:, :2] - pad[:, None]
+    hi = b[:, 2:] + pad[:, None]
+    if bounds is not None:
+        lo = np.maximum(lo, 0.0)
+        hi = np.minimum(hi, np.asarray(bounds, dtype=np.float64))
     order = np.lexsort((centres[:, 0], centres[:, 1]))
     done = np.zeros(len(b), dtype=bool)
     windows: list[tuple[int, int, list[int]]] = []
     for i in order:
         if done[i]:
             continue
-        x = int(np.floor(centres[i, 0] - side / 2))
-        y = int(np.floor(centres[i, 1] - side / 2))
-        fits = (~done & (b[:, 0] - pad >= x) & (b[:, 1] - pad >= y)
-                & (b[:, 2] + pad <= x + side) & (b[:, 3] + pad <= y + side))
+        if hi[i, 1] - lo[i, 1] > side:  # a box larger than the window: centre on it
+            y = int(np.floor(centres[i, 1] - side / 2))
+        else:
+            y = int(np.floor(lo[i, 1]))
+            if bounds is not None:
+                y = min(y, max(bounds[1] - side, 0))
+        band = ~done & (lo[:, 1] >= y) & (hi[:, 1] <= y + side)
+        band[i] = True
+        x = int(np.floor(min(max(float(lo[band, 0].min()), hi[i, 0] - side), lo[i, 0])))
+        if bounds is not None:
+            x = min(x, max(bounds[0] - side, 0))
+        fits = (~done & (lo[:, 0] >= x) & (lo[:, 1] >= y)
+                & (hi[:, 0] <= x + side) & (hi[:, 1] <= y + side))
         fits[i] = True
         idx = [int(j) for j in order if fits[j]]
         done[idx] = True
@@ -203,7 +222,7 @@ def refine_image(payload: dict[str, Any]) -> pa.Table:
     anchors = np.array([o["anchor"] for o in objs], dtype=np.float64).reshape(-1, 2)
     rows: dict[int, dict[str, Any]] = {}
     with open_image(payload["path"]) as img:
-        for wx, wy, idx in plan_windows(boxes, side):
+        for wx, wy, idx in plan_windows(boxes, side, bounds=(img.width, img.height)):
             window = img.read_region(wx, wy, side, side)
             off = np.array([wx, wy, wx, wy], dtype=np.float64)
             results = refine_window(seg, window, boxes[idx] - off, anchors[idx] - off[:2],

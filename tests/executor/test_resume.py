@@ -38,7 +38,7 @@ def datasets(tmp_path_factory):
 
 
 def test_sigkill_midway_then_resume_gives_the_uninterrupted_result(datasets):
-    root, ds_dir, _, reference = datasets
+    _, ds_dir, _, reference = datasets
     work = ds_dir / ".work" / WORK_SUBDIR
     cmd = [python(), "-m", "mfcurate", "refine-masks", str(ds_dir)]
     proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL,

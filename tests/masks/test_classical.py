@@ -60,8 +60,8 @@ def _naive(rgb, boxes):
     h = haematoxylin_od(rgb)
     out = []
     for x0, y0, x1, y1 in boxes:
-        x0, y0 = max(int(round(x0)), 0), max(int(round(y0)), 0)
-        x1, y1 = min(int(round(x1)), h.shape[1]), min(int(round(y1)), h.shape[0])
+        x0, y0 = max(round(x0), 0), max(round(y0), 0)
+        x1, y1 = min(round(x1), h.shape[1]), min(round(y1), h.shape[0])
         c = h[y0:y1, x0:x1]
         lab, _ = ndi.label(c > threshold_otsu(c))
         k = lab[(y1 - y0) // 2, (x1 - x0) // 2]

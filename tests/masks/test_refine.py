@@ -97,6 +97,9 @@ def test_plan_windows_covers_every_box_once():
             assert (b[:, 0] >= x).all() and (b[:, 2] <= x + side).all()
             assert (b[:, 1] >= y).all() and (b[:, 3] <= y + side).all()
     assert len(plan_windows(boxes, 1024)) < len(plan_windows(boxes, 256))
+    # an image no larger than the window is one window, boxes at its edges included
+    edge = np.array([[0, 0, 50, 50], [974, 974, 1024, 1024], [0, 990, 30, 1024.]])
+    assert plan_windows(edge, 1024, bounds=(1024, 1024)) == [(0, 0, [0, 1, 2])]
 
 
 def test_cli_with_tiny_sam_checkpoint(tmp_path):

@@ -93,7 +93,7 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
 
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(MfcurateError, match="bad.pth"):
+    with pytest.raises(MfcurateError, match=r"bad\.pth"):
         make_box_segmenter("sam", bad, "tiny")
     with pytest.raises(MfcurateError, match="does not exist"):
         make_box_segmenter("sam", tmp_path / "missing.pth", "tiny")
