@@ -40,6 +40,8 @@ def refine_masks_cmd(
     sam_model: Annotated[str, typer.Option(help="vit_h, vit_l, vit_b (or tiny for tests).")] =
     "vit_b",
     device: Annotated[str, typer.Option(help="Torch device for SAM.")] = "cpu",
+    sam_batch: Annotated[int, typer.Option(
+        min=1, help="SAM prompts per decoder call (raise on a GPU).")] = 16,
     window: Annotated[str, typer.Option(
         help="tile: 1024 px native windows; context: 256 px crops per cluster.")] = "tile",
     window_px: Annotated[int | None, typer.Option(help="Window side override (px).")] = None,
@@ -60,8 +62,9 @@ def refine_masks_cmd(
     if kind == "classical" and segmenter is None:
         err_console.print("refine-masks: no SAM checkpoint given, using the classical "
                           "haematoxylin segmenter")
-    cfg = RefineConfig(segmenter=kind, sam_checkpoint=str(sam_checkpoint) if sam_checkpoint
-                       else None, sam_model=sam_model, device=device, window=window,
+    cfg = RefineConfig(segmenter=kind,
+                       sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None,
+                       sam_model=sam_model, device=device, sam_batch=sam_batch, window=window,
                        window_px=window_px, overwrite=overwrite, all_labels=all_labels,
                        default_mpp=default_mpp)
     cfg.validate()

@@ -70,20 +70,22 @@ class SamBoxSegmenter:
         sam: a ``segment_anything`` ``Sam`` model (see ``sam_models.load_sam``).
         pad_frac: margin around each box, as a fraction of its longer side, inside which the
             mask is computed (pixels further out are not part of the instance).
-        batch_size: prompts per decoder call (memory bound: ``batch_size x 3 x 256 x 256``
-            float logits at most).
+        batch_size: prompts per decoder call.  The decoder's two-way transformer holds about
+            40 MiB of activations per prompt (a copy of the 256 x 64 x 64 image embedding and
+            its attention), so 16 keeps the peak near the one-box-per-call path on a CPU; raise
+            it on a GPU (``--sam-batch``).
         stability_offset: logit offset of SAM's stability score.
         encodings: number of image encodings done so far (one per window).
     """
 
     sam: Any
     pad_frac: float = 0.5
-    batch_size: int = 256
+    batch_size: int = 16
     stability_offset: float = 1.0
     name: str = "sam"
     encodings: int = 0
     _predictor: Any = field(default=None, repr=False)
-    _key: tuple[int, tuple[int, ...]] | None = field(default=None, repr=False)
+    _key: Any = field(default=None, repr=False)
     _side: int = 0
 
     def __post_init__(self) -> None:
@@ -93,13 +95,16 @@ class SamBoxSegmenter:
 
     # ------------------------------------------------------------------ encoding
     def set_window(self, window: npt.NDArray[np.uint8]) -> None:
-        """Encode ``window`` unless it is the window encoded last (same array object)."""
-        key = (id(window), tuple(window.shape))
-        if self._key == key:
+        """Encode ``window`` unless it is the window encoded last (the same array object).
+
+        The segmenter keeps a reference to that array, so its identity cannot be reused by
+        another array; do not modify a window in place between calls.
+        """
+        if self._key is window:
             return
         side = window_side(window.shape[0], window.shape[1])
         self._predictor.set_image(np.ascontiguousarray(pad_window(window, side)))
-        self._key = key
+        self._key = window
         self._side = side
         self.encodings += 1
 

@@ -141,3 +141,16 @@ def test_cli_errors(tmp_path):
                         "sam", "--sam-checkpoint", str(tmp_path / "x.pth")], env=env(),
                        capture_output=True, text=True)
     assert p.returncode == 1 and "x.pth" in p.stderr
+
+
+def test_registered_step_runs_with_demo_options(tmp_path):
+    from rich.console import Console
+
+    from mfcurate.steps import StepContext, all_steps
+
+    ds_dir, _ = make_dataset(tmp_path, n_images=1)
+    console = Console(record=True)
+    ctx = StepContext(dataset=ds_dir, work_dir=tmp_path, console=console)
+    summary = all_steps()["refine-masks"](ctx, some_other_step_option=1)
+    assert summary["kept"] == 5 and summary["images"] == 1
+    assert "classical" in console.export_text()
