@@ -41,7 +41,8 @@ def refine_masks_cmd(
     "vit_b",
     device: Annotated[str, typer.Option(help="Torch device for SAM.")] = "cpu",
     sam_batch: Annotated[int, typer.Option(
-        min=1, help="SAM prompts per decoder call (raise on a GPU).")] = 16,
+        min=0, help="Most SAM prompts per decoder call; 0: all boxes of a window at once "
+                    "(bound it to save memory).")] = 0,
     window: Annotated[str, typer.Option(
         help="tile: 1024 px native windows; context: 256 px crops per cluster.")] = "tile",
     window_px: Annotated[int | None, typer.Option(help="Window side override (px).")] = None,

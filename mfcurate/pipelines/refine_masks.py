@@ -73,7 +73,7 @@ class RefineConfig:
         sam_checkpoint: SAM weights (``sam`` only).
         sam_model: ``vit_h``, ``vit_l``, ``vit_b`` or ``tiny``.
         device: torch device.
-        sam_batch: SAM prompts per decoder call.
+        sam_batch: most SAM prompts per decoder call (0: all boxes of a window at once).
         window: ``tile`` (1024 px native windows) or ``context`` (256 px crops).
         window_px: window side override (must divide 1024 for SAM).
         overwrite: also replace source/pHH3/manual masks and reviewed objects.
@@ -86,7 +86,7 @@ class RefineConfig:
     sam_checkpoint: str | None = None
     sam_model: str = "vit_b"
     device: str = "cpu"
-    sam_batch: int = 16
+    sam_batch: int = 0
     window: str = "tile"
     window_px: int | None = None
     overwrite: bool = False
@@ -193,7 +193,7 @@ def _segmenter(cfg: dict[str, Any]) -> BoxSegmenter:
     if seg is None:
         from mfcurate.segment.box import make_box_segmenter
 
-        opts = ({"batch_size": int(cfg.get("sam_batch", 16))}
+        opts = ({"batch_size": int(cfg.get("sam_batch") or 0) or None}
                 if cfg["segmenter"] == "sam" else {})
         seg = make_box_segmenter(cfg["segmenter"], cfg.get("sam_checkpoint"),
                                  cfg.get("sam_model", "vit_b"), cfg.get("device", "cpu"), **opts)
@@ -443,7 +443,7 @@ def config_from_options(options: dict[str, Any]) -> RefineConfig:
     return RefineConfig(
         segmenter=str(segmenter), sam_checkpoint=str(ckpt) if ckpt else None,
         sam_model=str(options.get("sam_model", "vit_b")), device=str(options.get("device", "cpu")),
-        sam_batch=int(options.get("sam_batch", 16)),
+        sam_batch=int(options.get("sam_batch", 0)),
         window=str(options.get("window", "tile")),
         window_px=int(options["window_px"]) if options.get("window_px") else None,
         overwrite=bool(options.get("overwrite", False)),

@@ -70,17 +70,20 @@ class SamBoxSegmenter:
         sam: a ``segment_anything`` ``Sam`` model (see ``sam_models.load_sam``).
         pad_frac: margin around each box, as a fraction of its longer side, inside which the
             mask is computed (pixels further out are not part of the instance).
-        batch_size: prompts per decoder call.  The decoder's two-way transformer holds about
-            40 MiB of activations per prompt (a copy of the 256 x 64 x 64 image embedding and
-            its attention), so 16 keeps the peak near the one-box-per-call path on a CPU; raise
-            it on a GPU (``--sam-batch``).
+        batch_size: most prompts per decoder call; None (default): all prompts of the window
+            in one call.  The decoder's two-way transformer holds about 30-40 MiB of
+            activations per prompt (a copy of the 256 x 64 x 64 image embedding and its
+            attention), so bound it for windows with hundreds of boxes on small GPUs.  Note
+            that the decoder's matrix products round differently for different batch shapes:
+            a chunked batch can flip the odd pixel whose logit is within ~1e-6 of the
+            threshold (1 pixel in 24 masks in ``bench/bench_refine.py`` with 16 per call).
         stability_offset: logit offset of SAM's stability score.
         encodings: number of image encodings done so far (one per window).
     """
 
     sam: Any
     pad_frac: float = 0.5
-    batch_size: int = 16
+    batch_size: int | None = None
     stability_offset: float = 1.0
     name: str = "sam"
     encodings: int = 0
@@ -140,13 +143,14 @@ class SamBoxSegmenter:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         side = self._side
         out: list[list[Instance | None]] = []
-        for start in range(0, boxes.shape[0], self.batch_size):
-            chunk = boxes[start:start + self.batch_size]
+        step = self.batch_size or max(boxes.shape[0], 1)
+        for start in range(0, boxes.shape[0], step):
+            chunk = boxes[start:start + step]
             bt = pred.transform.apply_boxes_torch(
                 torch.as_tensor(chunk, dtype=torch.float, device=pred.device), (side, side))
             pts = None
             if points is not None:
-                pc = torch.as_tensor(points[start:start + self.batch_size], dtype=torch.float,
+                pc = torch.as_tensor(points[start:start + step], dtype=torch.float,
                                      device=pred.device)[:, None, :]
                 pc = pred.transform.apply_coords_torch(pc, (side, side))
                 pts = (pc, torch.ones(pc.shape[:2], dtype=torch.int, device=pred.device))
