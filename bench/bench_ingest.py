@@ -1,7 +1,8 @@
 """Ingest throughput and peak memory for MIDOG++ (real JSON when present, else synthetic).
 
 Baseline in the same run: ``json.load`` of the same file plus one pass over its annotations
-(with the same libraries imported), i.e. the least any reader must do.  Prints rows/s, peak memory and the overhead ratio.
+(with the same libraries imported), i.e. the least any reader must do.  Prints rows/s, peak
+memory and the overhead ratio.
 """
 
 from __future__ import annotations
