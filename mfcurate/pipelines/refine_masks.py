@@ -452,16 +452,21 @@ def config_from_options(options: dict[str, Any]) -> RefineConfig:
 
 
 @step("refine-masks")
-def refine_masks_step(ctx: StepContext, **options: Any) -> dict[str, Any]:
+def refine_masks_step(ctx: StepContext, *, segmenter: str | None = None,
+                      sam_checkpoint: str | None = None, sam_model: str = "vit_b",
+                      device: str = "cpu", sam_batch: int = 0, window: str = "tile",
+                      window_px: int | None = None, overwrite: bool = False,
+                      all_labels: bool = False) -> dict[str, Any]:
     """Recipe/demo step: refine masks with the classical segmenter, or SAM given a checkpoint.
 
-    Options: ``segmenter``, ``sam_checkpoint``, ``sam_model``, ``device``, ``window``,
-    ``window_px``, ``overwrite``, ``all_labels`` (other options are ignored).
+    The options are those of ``mfcurate refine-masks``.
     """
-    cfg = config_from_options(options)
-    if cfg.segmenter == "classical":
+    cfg = config_from_options({
+        "segmenter": segmenter, "sam_checkpoint": sam_checkpoint, "sam_model": sam_model,
+        "device": device, "sam_batch": sam_batch, "window": window, "window_px": window_px,
+        "overwrite": overwrite, "all_labels": all_labels})
+    if cfg.segmenter == "classical" and segmenter is None:
         ctx.console.print("refine-masks: no SAM checkpoint given, using the classical "
                           "haematoxylin segmenter")
     summary = refine_masks(ctx.dataset, cfg, workers=ctx.workers, scheduler=ctx.scheduler)
     return summary.as_dict()
-

@@ -151,6 +151,8 @@ def test_registered_step_runs_with_demo_options(tmp_path):
     ds_dir, _ = make_dataset(tmp_path, n_images=1)
     console = Console(record=True)
     ctx = StepContext(dataset=ds_dir, work_dir=tmp_path, console=console)
-    summary = all_steps()["refine-masks"](ctx, some_other_step_option=1)
+    step = all_steps()["refine-masks"]
+    assert "sam_checkpoint" in step.__code__.co_varnames  # how the demo finds SAM steps
+    summary = step(ctx, sam_checkpoint=None)
     assert summary["kept"] == 5 and summary["images"] == 1
     assert "classical" in console.export_text()
