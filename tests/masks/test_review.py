@@ -6,7 +6,9 @@ import json
 import subprocess
 
 from synthdata import env, make_dataset, python
+from typer.testing import CliRunner
 
+from mfcurate.cli import app
 from mfcurate.dataset import Dataset
 from mfcurate.pipelines.refine_masks import refine_masks
 
@@ -33,9 +35,8 @@ def test_export_edit_import_round_trip(tmp_path):
     _flag(ds_dir, keys)
     before = _rows(ds_dir)
     out = tmp_path / "review"
-    p = subprocess.run([python(), "-m", "mfcurate", "export-review", str(ds_dir), "--out",
-                        str(out)], env=env(), capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
+    res = CliRunner().invoke(app, ["export-review", str(ds_dir), "--out", str(out)])
+    assert res.exit_code == 0, res.output
     meta = json.loads((out / "review.json").read_text())
     assert set(meta["images"]) == {"synthetic/00", "synthetic/01"}
     assert (out / "contact_sheet.png").stat().st_size > 0
@@ -64,10 +65,9 @@ def test_export_edit_import_round_trip(tmp_path):
     d1 = json.loads(gj1.read_text())
     d1["features"] = []
     gj1.write_text(json.dumps(d1))
-    p = subprocess.run([python(), "-m", "mfcurate", "import-review", str(ds_dir), str(out)],
-                       env=env(), capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    assert "1 amended, 2 rejected" in p.stdout and "1 unknown" in p.stdout
+    res = CliRunner().invoke(app, ["import-review", str(ds_dir), str(out)])
+    assert res.exit_code == 0, res.output
+    assert "1 amended, 2 rejected" in res.output and "1 unknown" in res.output
     after = _rows(ds_dir)
     assert set(after) == set(before)
     a = after[keys[0]]

@@ -72,10 +72,10 @@ def test_prompts_are_batched_in_one_decoder_call(tiny_seg):
     decoder.forward = spy
     seg._key = None
     rgb, planted = render_tissue(np.random.default_rng(2), 256, 256)
-    boxes = _boxes(planted, 4)
+    boxes = _boxes(planted, 3)
     seg.segment_boxes(rgb, boxes, 0.25)
     seg.segment_boxes(rgb, boxes[:1], 0.25)  # same window object: no re-encoding
-    assert calls == [4, 1]
+    assert calls == [3, 1]
     assert seg.encodings == 1
     seg.segment_boxes(rgb.copy(), boxes[:1], 0.25)
     assert seg.encodings == 2
