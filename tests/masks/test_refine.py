@@ -156,3 +156,18 @@ def test_registered_step_runs_with_demo_options(tmp_path):
     summary = step(ctx, sam_checkpoint=None)
     assert summary["kept"] == 5 and summary["images"] == 1
     assert "classical" in console.export_text()
+
+
+def test_unreadable_image_is_a_clear_error_and_keeps_finished_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from mfcurate.cli import app
+
+    ds_dir, _ = make_dataset(tmp_path, n_images=2)
+    (tmp_path / "src" / "img01.png").write_bytes(b"garbage")
+    before = _rows(ds_dir)
+    res = CliRunner().invoke(app, ["refine-masks", str(ds_dir)])
+    assert res.exit_code == 1
+    assert "img01.png" in res.output and "Traceback" not in res.output
+    assert _rows(ds_dir) == before  # nothing merged
+    assert len(list((ds_dir / ".work" / "refine-masks").glob("*.parquet"))) == 1
