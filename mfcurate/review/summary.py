@@ -18,6 +18,7 @@ class QARow:
         source: source key.
         objects: objects of the source.
         with_mask: objects with a mask.
+        by_origin: objects per ``mask_origin``.
         by_state: objects per ``qa_state``.
         by_flag: objects per QA flag (an object may have several).
         reprompted: masks kept from an automatic re-prompt (not the first box prompt).
@@ -27,21 +28,23 @@ class QARow:
     source: str
     objects: int = 0
     with_mask: int = 0
+    by_origin: dict[str, int] = field(default_factory=dict)
     by_state: dict[str, int] = field(default_factory=dict)
     by_flag: dict[str, int] = field(default_factory=dict)
     reprompted: int = 0
     flagged_pct: float = 0.0
 
     def cells(self) -> list[str]:
-        """The row as table cells (source, objects, masks, states, flags, re-prompted)."""
+        """The row as table cells (source, objects, masks, origins, states, flags, ...)."""
         return [self.source, f"{self.objects:,}", f"{self.with_mask:,}",
+                ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_origin.items())) or "-",
                 ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_state.items())) or "-",
                 ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_flag.items())) or "-",
                 f"{self.reprompted:,}", f"{self.flagged_pct:.1f}%"]
 
 
-QA_COLUMNS = ["source", "objects", "with mask", "QA states", "QA flags", "re-prompted",
-              "flagged"]
+QA_COLUMNS = ["source", "objects", "with mask", "mask origins", "QA states", "QA flags",
+              "re-prompted", "flagged"]
 
 
 def qa_summary(dataset: Dataset) -> list[QARow]:
@@ -50,9 +53,12 @@ def qa_summary(dataset: Dataset) -> list[QARow]:
     for source in dataset.sources:
         row = QARow(source=source)
         for t in dataset.iter_objects(sources=[source],
-                                      columns=["mask_rle", "qa_state", "qa_flags", "extra"]):
+                                      columns=["mask_rle", "mask_origin", "qa_state",
+                                                       "qa_flags", "extra"]):
             row.objects += t.num_rows
             row.with_mask += int(pc.sum(pc.is_valid(t.column("mask_rle"))).as_py() or 0)
+            for v in pc.value_counts(pc.drop_null(t.column("mask_origin"))).to_pylist():
+                row.by_origin[v["values"]] = row.by_origin.get(v["values"], 0) + v["counts"]
             for v in pc.value_counts(t.column("qa_state")).to_pylist():
                 row.by_state[v["values"]] = row.by_state.get(v["values"], 0) + v["counts"]
             flags = pc.list_flatten(t.column("qa_flags"))
