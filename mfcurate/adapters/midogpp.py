@@ -15,7 +15,7 @@ from mfcurate.adapters.base import SourceAdapter, SourceInfo
 from mfcurate.adapters.sliderunner import last_vote_per_person, read_sliderunner
 from mfcurate.errors import SourceFormatError, SourceNotFoundError
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord
-from mfcurate.schemas.vocab import LabelOrigin, Split
+from mfcurate.schemas.vocab import LabelOrigin, Species, Split
 
 #: Nominal µm/px per scanner (used only when the image file is absent).
 SCANNER_MPP = {
@@ -130,6 +130,7 @@ class MIDOGpp(SourceAdapter):
         self.xval_path = self.locate_xval()
         self.image_dir = self.root / "images" if (self.root / "images").is_dir() else self.root
         self._meta: list[_ImageMeta] | None = None
+        self._records: dict[int, ImageRecord] | None = None
         self._annotations: list[dict[str, Any]] | None = None
 
     def locate_xval(self) -> Path | None:
@@ -141,7 +142,15 @@ class MIDOGpp(SourceAdapter):
         assert_path = self.xval_path
         if assert_path is None:
             return {}
+        try:
+            return self._parse_xval(assert_path)
+        except UnicodeDecodeError as exc:
+            raise SourceFormatError(assert_path, f"not UTF-8 text ({exc})") from exc
+
+    def _parse_xval(self, assert_path: Path) -> dict[int, dict[str, str]]:
         out: dict[int, dict[str, str]] = {}
+        species_ok = {s.value for s in Species}
+        splits_ok = {s.value for s in Split}
         with assert_path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, delimiter=";")
             header = next(reader, None)
@@ -159,7 +168,16 @@ class MIDOGpp(SourceAdapter):
                 except ValueError as exc:
                     raise SourceFormatError(assert_path, f"line {lineno}: Slide {row[0]!r} is "
                                                          "not an integer") from exc
-                out[sid] = dict(zip(_XVAL_COLUMNS, (c.strip() for c in row), strict=False))
+                rec = dict(zip(_XVAL_COLUMNS, (c.strip() for c in row), strict=False))
+                if rec["Species"].lower() not in species_ok:
+                    raise SourceFormatError(assert_path, f"line {lineno}: Species "
+                                                         f"{rec['Species']!r} is not one of "
+                                                         f"{sorted(species_ok)}")
+                if rec["Dataset"].lower() not in splits_ok:
+                    raise SourceFormatError(assert_path, f"line {lineno}: Dataset "
+                                                         f"{rec['Dataset']!r} is not one of "
+                                                         f"{sorted(splits_ok)}")
+                out[sid] = rec
         return out
 
     def _load_json(self) -> tuple[dict[int, dict[str, Any]], dict[int, str], list[dict[str, Any]]]:
@@ -233,7 +251,7 @@ class MIDOGpp(SourceAdapter):
                 iid = _id_from_filename(s.filename, uid)
                 files[iid] = (s.filename, s.width, s.height, None)
             for sp in db.spots:
-                votes = last_vote_per_person(sp.votes, exclude=self.machine_persons)
+                human = last_vote_per_person(sp.votes, exclude=self.machine_persons)
                 if not sp.votes:
                     continue  # the official loader drops annotations nobody voted on
                 iid = _id_from_filename(db.slides[sp.slide_uid].filename, sp.slide_uid)
@@ -241,7 +259,7 @@ class MIDOGpp(SourceAdapter):
                     "id": sp.uid, "image_id": iid, "center": (sp.x, sp.y),
                     "class_name": db.classes.get(sp.class_id),
                     "votes": [{"annotator": v.person, "label": _lab(v.class_name)}
-                              for v in votes] or None,
+                              for v in human] or None,
                     "origin": LabelOrigin.CENTROID.value,
                     "file": assert_sql.relative_to(self.root).as_posix()})
         annotated = {int(a["image_id"]) for a in annotations}
@@ -285,7 +303,7 @@ class MIDOGpp(SourceAdapter):
 
     # ------------------------------------------------------------------ contract
     def _image_records(self) -> dict[int, ImageRecord]:
-        if hasattr(self, "_records"):
+        if self._records is not None:
             return self._records
         meta, _ = self._collect()
         out: dict[int, ImageRecord] = {}
@@ -293,6 +311,8 @@ class MIDOGpp(SourceAdapter):
             rel = (self.image_dir / m.file_name).relative_to(self.root).as_posix()
             probed = self.probe(rel)
             nominal = SCANNER_MPP.get((m.scanner or "").lower())
+            w: int | None
+            h: int | None
             if probed is not None:
                 w, h, mx, my, vendor = (probed.width, probed.height, probed.mpp_x,
                                         probed.mpp_y, probed.vendor)

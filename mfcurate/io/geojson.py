@@ -52,8 +52,10 @@ def feature_id(object_key: str) -> str:
 
 
 def objects_to_features(objects: pa.Table) -> Iterator[dict[str, Any]]:
-    """Yield one GeoJSON feature per row of an ``objects`` table (any column subset that has
-    ``object_key``, ``label``, ``centroid_xy``, ``bbox_xyxy``, ``mask_rle``).
+    """Yield one GeoJSON feature per row of an ``objects`` table.
+
+    Any column subset works that has ``object_key``, ``label``, ``centroid_xy``, ``bbox_xyxy``
+    and ``mask_rle``.
     """
     cols = set(objects.column_names)
     for row in objects.to_pylist():
@@ -63,7 +65,7 @@ def objects_to_features(objects: pa.Table) -> Iterator[dict[str, Any]]:
         if rle:
             polys = mask_polygons(rle, mask_grid(row["bbox_xyxy"]))
             rings = [[[p[i], p[i + 1]] for i in range(0, len(p), 2)] for p in polys]
-            rings = [r + [r[0]] for r in rings if len(r) >= 3]
+            rings = [[*r, r[0]] for r in rings if len(r) >= 3]
             if len(rings) == 1:
                 geometry = {"type": "Polygon", "coordinates": [rings[0]]}
             elif rings:
@@ -191,7 +193,7 @@ def read_features(path: Path | str) -> list[Feature]:
 def _geometry_features(geom: dict[str, Any], class_name: Any, name: Any, fid: Any,
                        props: dict[str, Any], i: int) -> list[Feature]:
     typ = geom.get("type")
-    coords = geom.get("coordinates")
+    coords: Any = geom.get("coordinates")
     cn = None if class_name is None else str(class_name)
     nm = None if name is None else str(name)
     fi = None if fid is None else str(fid)
@@ -223,8 +225,9 @@ def _arr(coords: Any) -> npt.NDArray[np.float64]:
 def polygon_to_mask(exterior: npt.NDArray[np.float64],
                     holes: Iterable[npt.NDArray[np.float64]] = (),
                     grid: Grid | None = None) -> tuple[Grid, npt.NDArray[np.bool_]]:
-    """Rasterise a polygon (level-0 px) onto an integer grid; a pixel is inside when its
-    centre is.
+    """Rasterise a polygon (level-0 px) onto an integer grid.
+
+    A pixel is inside when its centre is.
 
     Returns:
         ``(grid, mask)`` with ``grid = (x0, y0, w, h)`` (the polygon's box grid unless given)

@@ -103,7 +103,8 @@ class _Base:
         tw = max(1, round(self.width / scale))
         th = max(1, round(self.height / scale))
         if region.shape[1] != tw or region.shape[0] != th:
-            region = cv2.resize(region, (tw, th), interpolation=cv2.INTER_AREA)
+            region = np.asarray(cv2.resize(region, (tw, th), interpolation=cv2.INTER_AREA),
+                                dtype=np.uint8)
         return np.ascontiguousarray(region), self.width / tw
 
     def close(self) -> None:
@@ -289,11 +290,11 @@ def _tiff_mpp(tif: Any) -> tuple[float | None, float | None]:
                     return v, v
     tags = page.tags
     if "XResolution" in tags and "ResolutionUnit" in tags:
-        unit = int(tags["ResolutionUnit"].value)
+        res_unit = int(tags["ResolutionUnit"].value)
         num, den = tags["XResolution"].value
         res = num / den if den else 0
-        if res > 0 and unit in (2, 3):
-            um_per_unit = 25400.0 if unit == 2 else 10000.0
+        if res > 0 and res_unit in (2, 3):
+            um_per_unit = 25400.0 if res_unit == 2 else 10000.0
             mpp = um_per_unit / res
             if 0.01 < mpp < 100:
                 return mpp, mpp

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mfcurate.adapters import AdapterConfig, get_adapter
 from mfcurate.dataset import Dataset
+from mfcurate.steps import StepContext, step
 
 
 @dataclass
@@ -33,3 +35,23 @@ def ingest_source(source: str, root: Path | str, out: Path | str,
     ds.commit_source(source, images, [objects], info=adapter.source_card(), root=root)
     return IngestReport(source, images.num_rows, objects.num_rows,
                         list(adapter.missing_images), list(adapter.dropped))
+
+
+def _ingest_step(ctx: StepContext, *, sources: list[dict[str, Any]] | None = None,
+                 **_: Any) -> dict[str, Any]:
+    """Recipe step: ingest every ``{key, root, options}`` source into ``ctx.dataset``."""
+    out: dict[str, Any] = {}
+    for spec in sources or ctx.state.get("sources", []):
+        root = Path(spec["root"])
+        if not root.is_absolute():
+            root = ctx.work_dir / root
+        cfg = AdapterConfig(options={k: str(v) for k, v in spec.get("options", {}).items()})
+        rep = ingest_source(str(spec["key"]), root, ctx.dataset, cfg)
+        out[rep.source] = {"images": rep.n_images, "objects": rep.n_objects,
+                           "missing_images": len(rep.missing_images)}
+        ctx.console.print(f"ingested {rep.source}: {rep.n_images} images, "
+                          f"{rep.n_objects} objects")
+    return out
+
+
+step("ingest")(_ingest_step)

@@ -107,12 +107,12 @@ def _stamp_nucleus(rng: np.random.Generator, kind: str, r_px: float
             od = np.where(extra & ~mask, 1.2, od)
             mask = mask | extra
     elif kind == "mitotic_like":
-        u, v, d = _ellipse(r_px * rng.uniform(0.6, 0.8), rng.uniform(0.85, 1.0),
+        _u, _v, d = _ellipse(r_px * rng.uniform(0.6, 0.8), rng.uniform(0.85, 1.0),
                            rng.uniform(0, np.pi), 3)
         mask = d < 1.0
         od = np.where(mask, 0.95 + 0.1 * (1 - d), 0.0)  # smooth, homogeneous, dark
     else:
-        u, v, d = _ellipse(r_px * rng.uniform(0.85, 1.15), rng.uniform(0.6, 0.95),
+        u, _v, d = _ellipse(r_px * rng.uniform(0.85, 1.15), rng.uniform(0.6, 0.95),
                            rng.uniform(0, np.pi), 3)
         size = u.shape[0]
         mask = d + 0.08 * _smooth_noise(rng, (size, size), max(r_px / 2.0, 2.0)) < 1.0

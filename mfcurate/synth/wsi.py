@@ -43,8 +43,8 @@ def write_svs(
     levels = [np.ascontiguousarray(rgb[:, :, :3])]
     while max(levels[-1].shape[:2]) // 2 >= min_level_size:
         prev = levels[-1]
-        levels.append(cv2.resize(prev, (prev.shape[1] // 2, prev.shape[0] // 2),
-                                 interpolation=cv2.INTER_AREA))
+        levels.append(np.asarray(cv2.resize(prev, (prev.shape[1] // 2, prev.shape[0] // 2),
+                                            interpolation=cv2.INTER_AREA), dtype=np.uint8))
     tmp = p.with_name(f".{p.name}.tmp")
     with tifffile.TiffWriter(tmp, bigtiff=rgb.nbytes > 2**31) as tw:
         for i, lv in enumerate(levels):

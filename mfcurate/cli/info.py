@@ -1,0 +1,80 @@
+"""``mfcurate info DATASET``: the counts table (OMG-Net Table 1 layout) and mask/QA summary."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mfcurate.cli._common import DatasetArg, console, reports_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the command to the app."""
+    app.command("info", help="Print a dataset's counts per source and tumour type, and its "
+                             "mask/QA summary.\n\nExample: [bold]mfcurate info ds[/bold]")(info)
+
+
+@reports_errors
+def info(
+    dataset: DatasetArg,
+    verify: Annotated[bool, typer.Option(help="Also check every file's checksum.")] = False,
+) -> None:
+    """Show the dataset's counts."""
+    from mfcurate.dataset import Dataset
+
+    ds = Dataset.open(dataset)
+    print_counts(ds)
+    print_mask_summary(ds)
+    if verify:
+        problems = ds.verify()
+        if problems:
+            from mfcurate.errors import DatasetError
+
+            raise DatasetError(f"{dataset}: " + "; ".join(problems))
+        console.print("[green]all files match their manifest checksums[/green]")
+
+
+def print_counts(ds: object) -> None:
+    """Print the counts table of a dataset."""
+    from rich.table import Table
+
+    from mfcurate.dataset import Dataset
+    from mfcurate.pipelines.summary import counts_table
+
+    if not isinstance(ds, Dataset):
+        return
+    rows = counts_table(ds)
+    t = Table(title=f"{ds.root}: images and objects per source and tumour type")
+    for col in ("source", "tumour type", "images", "MF", "mitotic-like", "other"):
+        t.add_column(col, justify="right" if col not in ("source", "tumour type") else "left")
+    tot = [0, 0, 0, 0]
+    last = None
+    for r in rows:
+        t.add_row(r.source if r.source != last else "", r.tumour_type, f"{r.images:,}",
+                  f"{r.mitotic_figure:,}", f"{r.mitotic_like:,}", f"{r.other:,}")
+        last = r.source
+        for i, v in enumerate((r.images, r.mitotic_figure, r.mitotic_like, r.other)):
+            tot[i] += v
+    t.add_section()
+    t.add_row("total", "", *(f"{v:,}" for v in tot), style="bold")
+    console.print(t)
+
+
+def print_mask_summary(ds: object) -> None:
+    """Print mask coverage and QA states per source."""
+    from rich.table import Table
+
+    from mfcurate.dataset import Dataset
+    from mfcurate.pipelines.summary import mask_summary
+
+    if not isinstance(ds, Dataset):
+        return
+    t = Table(title="masks and QA per source")
+    for col in ("source", "objects", "with mask", "mask origins", "QA states"):
+        t.add_column(col)
+    for r in mask_summary(ds):
+        t.add_row(r.source, f"{r.objects:,}", f"{r.with_mask:,}",
+                  ", ".join(f"{k} {v:,}" for k, v in sorted(r.by_origin.items())) or "-",
+                  ", ".join(f"{k} {v:,}" for k, v in sorted(r.by_qa_state.items())))
+    console.print(t)
