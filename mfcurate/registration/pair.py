@@ -24,7 +24,13 @@ from mfcurate.registration.outputs import (
     write_overlays,
 )
 from mfcurate.registration.refine import RefineOptions, refine
-from mfcurate.registration.rigid import affine_to_level0, fit_similarity, read_lowres
+from mfcurate.registration.rigid import (
+    LowRes,
+    MirroredSlideError,
+    affine_to_level0,
+    fit_similarity,
+    read_lowres,
+)
 from mfcurate.registration.transfer import refine_with_segmenter, transfer_objects
 from mfcurate.registration.transform import PairTransform
 
@@ -47,6 +53,8 @@ class RegisterOptions:
         sam_checkpoint: SAM checkpoint path for ``sam``.
         max_residual_um: flag objects whose local residual exceeds this.
         overlays: PNG patches to write.
+        tissue_fallback: when keypoints do not match, align tissue outlines instead
+            (serial sections, very low resolution); gated by IoU and channel NCC.
         tumour_type: written to ``pair.json`` for the adapter.
         species: idem.
         default_mpp: µm/px when a slide does not say.
@@ -63,6 +71,7 @@ class RegisterOptions:
     sam_checkpoint: str | None = None
     max_residual_um: float = 2.0
     overlays: int = 3
+    tissue_fallback: bool = True
     tumour_type: str | None = None
     species: str | None = None
     default_mpp: float | None = None
@@ -131,29 +140,8 @@ def register_pair(
     try:
         he_mpp = _mpp(he_img, he_p, o.default_mpp)
         ph_mpp = _mpp(ph_img, ph_p, o.default_mpp)
-        say("reading thumbnails")
-        he_low = read_lowres(he_img, he_mpp, o.global_mpp)
-        ph_low = read_lowres(ph_img, ph_mpp, o.global_mpp)
-        for low, p, what in ((he_low, he_p, "H&E"), (ph_low, ph_p, "pHH3")):
-            if low.mask.mean() < MIN_TISSUE_FRACTION:
-                raise RegistrationError(f"{p}: the {what} slide shows no tissue (empty slide?)")
-        t["read_s"] = time.perf_counter() - t0
-        say("slide-level fit")
-        fit = fit_similarity(he_low, ph_low, channel=o.channel, allow_mirror=o.allow_mirror)
-        A = affine_to_level0(fit.affine_low, he_low.scale, ph_low.scale)
-        quality: dict[str, Any] = {
-            "channel": fit.channel, "channel_inliers": fit.inliers,
-            "global_inliers": fit.inliers.get(fit.channel + ("/mirrored" if fit.mirrored
-                                                             else ""), 0),
-            "global_matches": fit.matches, "rotation_deg": fit.rotation_deg,
-            "scale": fit.scale, "mirrored": fit.mirrored, "global_mpp": o.global_mpp,
-        }
-        glob = PairTransform(A, he_mpp=he_mpp, phh3_mpp=ph_mpp, quality=dict(quality))
-        _check_overlap(glob, he_low, ph_low, he_p, ph_p)
-        t["global_s"] = time.perf_counter() - t0 - sum(t.values())
-        say("patch-level refinement")
-        tr = refine(he_img, ph_img, glob, he_low.mask, he_low.scale, fit.channel, o.refine)
-        t["refine_s"] = time.perf_counter() - t0 - sum(t.values())
+        he_low, ph_low, glob, tr = estimate_transform(he_img, ph_img, he_p, ph_p, he_mpp,
+                                                      ph_mpp, o, say, t)
         say("DAB detection")
         counter = guess_counterstain(ph_low.rgb, ph_low.mask)
         stains = HED_STAINS
@@ -192,7 +180,8 @@ def register_pair(
                 "he_mpp": [he_mpp, float(he_img.mpp_y or he_mpp)], "phh3_mpp": ph_mpp,
                 "he_width": he_img.width, "he_height": he_img.height,
                 "tumour_type": o.tumour_type, "species": o.species, "counterstain": counter,
-                "method": o.method, "channel": fit.channel, "refine_masks": o.refine_masks,
+                "method": o.method, "channel": tr.quality["channel"],
+                "refine_masks": o.refine_masks,
                 "n_objects": table.num_rows,
                 "n_flagged": sum(1 for m in moved if m.qa_flags),
                 "quality": tr.quality, "timings_s": {k: round(v, 3) for k, v in t.items()},
@@ -209,6 +198,62 @@ def register_pair(
     finally:
         he_img.close()
         ph_img.close()
+
+
+def estimate_transform(he_img: Any, ph_img: Any, he_p: Path, ph_p: Path, he_mpp: float,
+                       ph_mpp: float, o: RegisterOptions,
+                       say: Callable[[str], None] | None = None,
+                       timings: dict[str, float] | None = None
+                       ) -> tuple[LowRes, LowRes, PairTransform, PairTransform]:
+    """Slide-level fit and patch-level refinement of one pair.
+
+    Returns:
+        ``(he_low, phh3_low, global_only, refined)``.
+
+    Raises:
+        RegistrationError: no tissue, no consistent match, no overlap, or mirrored glass
+            with ``allow_mirror`` off.
+    """
+    say = say or (lambda _s: None)
+    t = timings if timings is not None else {}
+    t0 = time.perf_counter()
+    say("reading thumbnails")
+    he_low = read_lowres(he_img, he_mpp, o.global_mpp)
+    ph_low = read_lowres(ph_img, ph_mpp, o.global_mpp)
+    for low, p, what in ((he_low, he_p, "H&E"), (ph_low, ph_p, "pHH3")):
+        if low.mask.mean() < MIN_TISSUE_FRACTION:
+            raise RegistrationError(f"{p}: the {what} slide shows no tissue (empty slide?)")
+    t["read_s"] = time.perf_counter() - t0
+    say("slide-level fit")
+    try:
+        fit = fit_similarity(he_low, ph_low, channel=o.channel, allow_mirror=o.allow_mirror)
+        method = "features"
+    except RegistrationError as exc:
+        if isinstance(exc, MirroredSlideError) or not o.tissue_fallback:
+            raise
+        from mfcurate.registration.rigid import fit_by_tissue
+
+        try:
+            fit = fit_by_tissue(he_low, ph_low, allow_mirror=o.allow_mirror)
+        except RegistrationError as exc2:
+            raise RegistrationError(f"{he_p} / {ph_p}: {exc}; tissue-outline fallback: "
+                                    f"{exc2}") from exc2
+        method = "tissue_outline"
+    A = affine_to_level0(fit.affine_low, he_low.scale, ph_low.scale)
+    quality: dict[str, Any] = {
+        "global_method": method, "channel": fit.channel, "channel_inliers": fit.inliers,
+        "global_inliers": fit.inliers.get(fit.channel + ("/mirrored" if fit.mirrored
+                                                         else ""), 0),
+        "global_matches": fit.matches, "rotation_deg": fit.rotation_deg,
+        "scale": fit.scale, "mirrored": fit.mirrored, "global_mpp": o.global_mpp,
+    }
+    glob = PairTransform(A, he_mpp=he_mpp, phh3_mpp=ph_mpp, quality=dict(quality))
+    _check_overlap(glob, he_low, ph_low, he_p, ph_p)
+    t["global_s"] = time.perf_counter() - t0 - t["read_s"]
+    say("patch-level refinement")
+    tr = refine(he_img, ph_img, glob, he_low.mask, he_low.scale, fit.channel, o.refine)
+    t["refine_s"] = time.perf_counter() - t0 - t["read_s"] - t["global_s"]
+    return he_low, ph_low, glob, tr
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:

@@ -105,8 +105,8 @@ def refine(
 
     o = options or RefineOptions()
     mpp = transform.he_mpp
-    r0 = o.ref_mpp / mpp  # level-0 px per refinement px
-    step0 = o.step_um / mpp
+    r0 = max(o.ref_mpp / mpp, 1.0)  # level-0 px per refinement px (never upsample)
+    step0 = max(o.step_um / mpp, 1.0)
     gw = math.ceil(he_img.width / step0) + 1
     gh = math.ceil(he_img.height / step0) + 1
     acc = np.zeros((gh, gw, 2), np.float32)
@@ -148,7 +148,7 @@ def refine(
             pad = o.max_disp_um / transform.phh3_mpp + 8
             px0 = math.floor(pc[:, 0].min() - pad)
             py0 = math.floor(pc[:, 1].min() - pad)
-            rp = o.ref_mpp / transform.phh3_mpp
+            rp = r0 * mpp / transform.phh3_mpp
             pw = math.ceil((pc[:, 0].max() + pad - px0) / rp)
             ph_ = math.ceil((pc[:, 1].max() + pad - py0) / rp)
             ph_rgb, px0, py0, rpe = read_scaled(ph_img, px0, py0, pw, ph_, rp)
@@ -177,7 +177,7 @@ def refine(
             fb = np.hypot(fwd[:, :, 0] + bw[:, :, 0], fwd[:, :, 1] + bw[:, :, 1]) * r * mpp
             mag = np.hypot(fwd[:, :, 0], fwd[:, :, 1]) * r * mpp
             w = (both & (fb < o.fb_max_um) & (mag < o.max_disp_um)).astype(np.float32)
-            sig = o.sigma_um / (r * mpp)
+            sig = max(o.sigma_um / (r * mpp), 1.0)
             den = cv2.GaussianBlur(w, (0, 0), sig)
             fs = np.empty_like(fwd)
             for k in range(2):
@@ -221,7 +221,7 @@ def refine(
     quality.update({
         "refine_windows": n_tiles, "refine_windows_ok": n_ok,
         "ncc_before": _nanmedian(ncc_before), "ncc_after": _nanmedian(ncc_after),
-        "refine_mpp": o.ref_mpp, "field_step_um": o.step_um,
+        "refine_mpp": r0 * mpp, "field_step_um": o.step_um,
     })
     if not good.any():
         quality["refined"] = False

@@ -21,6 +21,13 @@ from mfcurate.registration.channels import shared_channel, tissue_mask
 U8 = npt.NDArray[np.uint8]
 
 
+BAND = (1.5, 12.0)
+
+
+class MirroredSlideError(RegistrationError):
+    """The pHH3 matches only when flipped, and mirroring was not allowed."""
+
+
 @dataclass
 class LowRes:
     """A whole slide read at low resolution.
@@ -52,7 +59,7 @@ class GlobalFit:
 
     affine_low: npt.NDArray[np.float64]
     channel: str
-    inliers: dict[str, int] = field(default_factory=dict)
+    inliers: dict[str, float] = field(default_factory=dict)
     matches: int = 0
     mirrored: bool = False
     rotation_deg: float = 0.0
@@ -140,7 +147,7 @@ def fit_similarity(
             message says whether the pHH3 looked mirrored.
     """
     order = ["eosin", "hematoxylin"] if channel == "auto" else [channel]
-    tried: dict[str, int] = {}
+    tried: dict[str, float] = {}
     best: GlobalFit | None = None
 
     def attempt(names: list[str], mirror: bool) -> GlobalFit | None:
@@ -181,7 +188,7 @@ def fit_similarity(
         if mirrored is not None:
             if allow_mirror:
                 return mirrored
-            raise RegistrationError(
+            raise MirroredSlideError(
                 f"the pHH3 slide looks mirrored (left-right flipped glass; "
                 f"{mirrored.inliers[mirrored.channel + '/mirrored']} inliers when flipped); "
                 "rerun with --allow-mirror to accept a mirrored transform")
@@ -199,3 +206,133 @@ def affine_to_level0(aff_low: npt.NDArray[np.float64], s_he: float, s_ph: float
     out[:, :2] = aff_low[:, :2] * (s_ph / s_he)
     out[:, 2] = aff_low[:, 2] * s_ph
     return out
+
+
+def _inv_map(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """A continuous-coordinate affine in the index form ``cv2.warpAffine`` expects."""
+    ai = a.copy()
+    ai[:, 2] = a[:, :2] @ np.array([0.5, 0.5]) + a[:, 2] - 0.5
+    return ai
+
+
+def _from_inv_map(ai: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    a = ai.copy()
+    a[:, 2] = ai[:, 2] + 0.5 - ai[:, :2] @ np.array([0.5, 0.5])
+    return a
+
+
+def _density(rgb: U8, f: float) -> npt.NDArray[np.float32]:
+    """Total optical density, resized by ``f`` (a stain-agnostic 'how much tissue' image)."""
+    import cv2
+
+    from mfcurate.registration.channels import optical_density
+
+    d = optical_density(rgb).sum(axis=2)
+    return np.asarray(cv2.resize(d, None, fx=f, fy=f, interpolation=cv2.INTER_AREA),
+                      dtype=np.float32)
+
+
+def _bandpass(x: npt.NDArray[np.float32], lo: float, hi: float) -> npt.NDArray[np.float32]:
+    import cv2
+
+    return np.asarray(cv2.GaussianBlur(x, (0, 0), lo) - cv2.GaussianBlur(x, (0, 0), hi),
+                      dtype=np.float32)
+
+
+def _masked_ncc(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32],
+                m: npt.NDArray[np.bool_]) -> float:
+    if m.sum() < 50:
+        return -1.0
+    x = a[m].astype(np.float64)
+    y = b[m].astype(np.float64)
+    x -= x.mean()
+    y -= y.mean()
+    d = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / d) if d > 0 else -1.0
+
+
+def fit_by_tissue(he: LowRes, phh3: LowRes, *, allow_mirror: bool = True,
+                  max_side: int = 384, angle_step: float = 3.0, min_ncc: float = 0.13
+                  ) -> GlobalFit:
+    """Fallback slide-level fit by rotation search on tissue density, when keypoints fail.
+
+    Used for serial sections and very low-resolution images, where the two stains share no
+    local keypoints.  Both slides are reduced to their total optical density (at most
+    ``max_side`` px).  For every rotation (``angle_step`` steps, and mirrored if allowed) the
+    pHH3 is rotated about its tissue centroid onto the H&E centroid, the translation comes from
+    phase correlation, and the pose is scored by the NCC of the *band-passed* density inside
+    both (eroded) tissue masks, so tissue texture, not the outline, decides: two different
+    tissues of similar outline score near 0.  The best pose is polished by ECC and kept only
+    if its score reaches ``min_ncc``.
+
+    Raises:
+        RegistrationError: no pose reaches ``min_ncc``.
+    """
+    import cv2
+
+    f = min(1.0, max_side / max(he.rgb.shape[:2]), max_side / max(phh3.rgb.shape[:2]))
+    hd, pd = _density(he.rgb, f), _density(phh3.rgb, f)
+    hm = np.asarray(cv2.resize(he.mask.astype(np.uint8), (hd.shape[1], hd.shape[0]),
+                               interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
+    pm = np.asarray(cv2.resize(phh3.mask.astype(np.uint8), (pd.shape[1], pd.shape[0]),
+                               interpolation=cv2.INTER_NEAREST), dtype=np.uint8)
+    if hm.sum() < 20 or pm.sum() < 20:
+        raise RegistrationError("too little tissue to align the slides")
+    k = np.ones((5, 5), np.uint8)
+    hm_e = cv2.erode(hm, k).astype(bool)
+    hb, pb = _bandpass(hd, BAND[0], BAND[1]), _bandpass(pd, BAND[0], BAND[1])
+    hs = cv2.GaussianBlur(hd, (0, 0), 2.0)
+    ps = cv2.GaussianBlur(pd, (0, 0), 2.0)
+
+    def centroid(m: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
+        ys, xs = np.nonzero(m)
+        return np.array([xs.mean() + 0.5, ys.mean() + 0.5])
+
+    ch, cp = centroid(hm), centroid(pm)
+    size = (hd.shape[1], hd.shape[0])
+    win = cv2.createHanningWindow(size, cv2.CV_32F)
+
+    def warp(img: npt.NDArray[Any], a: npt.NDArray[np.float64], nearest: bool = False
+             ) -> npt.NDArray[Any]:
+        flag = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+        return cv2.warpAffine(img, _inv_map(a), size, flags=flag | cv2.WARP_INVERSE_MAP)
+
+    def score(a: npt.NDArray[np.float64]) -> float:
+        m = hm_e & cv2.erode(warp(pm, a, True), k).astype(bool)
+        return _masked_ncc(hb, warp(pb, a), m)
+
+    best: tuple[float, bool, npt.NDArray[np.float64]] = (-2.0, False, np.eye(2, 3))
+    for mirror in ([False, True] if allow_mirror else [False]):
+        for ang in np.arange(0, 360, angle_step):
+            th = np.radians(ang)
+            r = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+            if mirror:
+                r = r @ np.array([[-1.0, 0], [0, 1.0]])
+            a0 = np.hstack([r, (cp - r @ ch)[:, None]])  # he -> phh3, small frames
+            w = warp(ps, a0)
+            (dx, dy), _resp = cv2.phaseCorrelate(hs, w, win)
+            a = np.hstack([r, (r @ np.array([dx, dy]) + cp - r @ ch)[:, None]])
+            sc = score(a)
+            if sc > best[0]:
+                best = (sc, mirror, a)
+    sc, mirror, a = best
+    if not mirror:
+        try:
+            wp = _inv_map(a).astype(np.float32)
+            _, wp = cv2.findTransformECC(  # type: ignore[call-overload]
+                hs, ps, wp, cv2.MOTION_EUCLIDEAN,
+                (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 80, 1e-5), None, 5)
+            a2 = _from_inv_map(wp.astype(np.float64))
+            sc2 = score(a2)
+            if sc2 >= sc:
+                sc, a = sc2, a2
+        except cv2.error:
+            pass
+    if sc < min_ncc:
+        raise RegistrationError(
+            f"no consistent match between the slides (no shared keypoints; best tissue-texture "
+            f"NCC {sc:.2f} < {min_ncc}); they may not show the same section or not overlap")
+    full = a.copy()
+    full[:, 2] = a[:, 2] / f
+    rot, s = _rot_scale(full)
+    return GlobalFit(full, "gray", {"texture_ncc": round(sc, 3)}, 0, mirror, rot, s)
