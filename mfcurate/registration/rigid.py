@@ -148,13 +148,12 @@ def fit_similarity(
     """
     order = ["eosin", "hematoxylin"] if channel == "auto" else [channel]
     tried: dict[str, float] = {}
-    best: GlobalFit | None = None
 
     def attempt(names: list[str], mirror: bool) -> GlobalFit | None:
-        nonlocal best
         ph_rgb = phh3.rgb[:, ::-1] if mirror else phh3.rgb
         ph_mask = phh3.mask[:, ::-1] if mirror else phh3.mask
         found: GlobalFit | None = None
+        found_n = -1
         for name in names:
             a = shared_channel(he.rgb, name, he.mask)
             b = shared_channel(np.ascontiguousarray(ph_rgb), name, ph_mask)
@@ -171,10 +170,8 @@ def fit_similarity(
             fit = GlobalFit(aff, name, tried, n_match, mirror, rot, sc)
             ok = (n_in >= min_inliers and n_in >= min_inlier_ratio * n_match
                   and scale_range[0] <= sc <= scale_range[1])
-            if ok and (found is None or n_in > found.inliers.get(found.channel, 0)):
-                found = fit
-            if best is None or n_in > max(best.inliers.get(best.channel, 0), 0):
-                best = fit
+            if ok and n_in > found_n:
+                found, found_n = fit, n_in
         if found is not None:
             found.inliers = dict(tried)
         return found

@@ -207,7 +207,7 @@ class PairTransform:
         try:
             d = json.loads(p.read_text())
             return cls.from_dict(d)
-        except (OSError, ValueError, KeyError, TypeError, zlib.error) as exc:
+        except (OSError, ValueError, KeyError, TypeError, zlib.error, RegistrationError) as exc:
             raise SourceFormatError(p, f"not a readable pHH3 transform ({exc})") from exc
 
 
