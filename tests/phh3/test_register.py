@@ -105,7 +105,7 @@ def test_empty_and_unreadable_slides(pairs, tmp_path: Path) -> None:
         register_pair(pairs.root / "eosin" / "he.svs", blank, tmp_path / "o1")
     junk = tmp_path / "junk.svs"
     junk.write_bytes(b"not a slide at all" * 100)
-    with pytest.raises(SourceFormatError, match="junk.svs"):
+    with pytest.raises(SourceFormatError, match=r"junk\.svs"):
         register_pair(pairs.root / "eosin" / "he.svs", junk, tmp_path / "o2")
     with pytest.raises(FileNotFoundError):
         register_pair(tmp_path / "missing.svs", junk, tmp_path / "o3")

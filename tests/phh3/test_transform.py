@@ -50,7 +50,7 @@ def test_json_round_trip(tmp_path: Path) -> None:
     assert u.fallback_at(np.array([[300.0, 210.0]]))[0]
     assert not u.fallback_at(np.array([[300.0, 400.0]]))[0]
     (tmp_path / "bad.json").write_text('{"format": "something else"}')
-    with pytest.raises(SourceFormatError, match="bad.json"):
+    with pytest.raises(SourceFormatError, match=r"bad\.json"):
         PairTransform.load(tmp_path / "bad.json")
     with pytest.raises(RegistrationError):
         PairTransform.from_dict({"format": "x"})
