@@ -92,7 +92,7 @@ def register_phh3(
         from mfcurate.registration.pair import register_pair
 
         assert he_slide is not None and phh3_slide is not None  # noqa: S101 - checked above
-        with progress_callback("register-phh3", total=6, unit="steps") as advance:
+        with progress_callback("register-phh3", total=5, unit="steps") as advance:
             res = register_pair(he_slide, phh3_slide, out, pair_id=pair_id, options=opts,
                                 progress=lambda _s: advance())
         q = res.transform.quality

@@ -171,11 +171,13 @@ def ingest_pairs(out: Path | str, dataset: Path | str) -> tuple[int, int]:
 def register_phh3_step(ctx: StepContext, pairs: str | None = None, out: str | None = None,
                        synthetic_pairs: int = 1, size: int = 1536,
                        counterstain: str = "eosin", method: str = "deconv",
-                       ingest: bool = True) -> dict[str, Any]:
+                       ingest: bool = True, sam_checkpoint: str | None = None,
+                       refine: str = "none") -> dict[str, Any]:
     """Register pHH3/H&E pairs and ingest the result as source ``phh3``.
 
     Without ``pairs``, ``synthetic_pairs`` synthetic pairs of ``size`` px are generated in the
-    run's work folder (the demo).
+    run's work folder (the demo).  ``sam_checkpoint`` (as the demo passes it) refines the
+    transferred masks with SAM; ``refine`` may also ask for ``classical``.
     """
     from mfcurate.synth.phh3_pair import make_pair, write_pair
 
@@ -191,7 +193,11 @@ def register_phh3_step(ctx: StepContext, pairs: str | None = None, out: str | No
         pairs_dir = pdir
     else:
         pairs_dir = Path(pairs)
-    rows = register_batch(pairs_dir, out_p, RegisterOptions(method=method, overlays=2),
+    if sam_checkpoint:
+        refine = "sam"
+    opts = RegisterOptions(method=method, overlays=2, refine_masks=refine,
+                           sam_checkpoint=sam_checkpoint)
+    rows = register_batch(pairs_dir, out_p, opts,
                           workers=ctx.workers, scheduler=ctx.scheduler)
     ok = [r for r in rows if r["status"] == "ok"]
     for r in rows:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mfcurate.registration.channels import HED_STAINS, optical_density
+from mfcurate.registration.channels import HED_STAINS, deconvolve
 
 
 @dataclass
@@ -68,9 +68,7 @@ class DabObject:
 def dab_channel(rgb: npt.NDArray[np.uint8],
                 stains: npt.NDArray[np.float64] = HED_STAINS) -> npt.NDArray[np.float32]:
     """DAB OD concentration ``(rows, cols)`` float32 of an RGB tile."""
-    inv = np.linalg.inv(stains).astype(np.float32)
-    od = optical_density(rgb)
-    return od @ inv[:, 2]
+    return deconvolve(rgb, stains, channels=(2,))[:, :, 0]
 
 
 def positive_mask(rgb: npt.NDArray[np.uint8], options: DabOptions,
@@ -141,18 +139,19 @@ def detect_dab(
             rgb = img.read_region(rx, ry, size_x, size_y, level=0)
             pos, dab = positive_mask(rgb, o, stains)
             opened = cv2.morphologyEx(pos.astype(np.uint8), cv2.MORPH_OPEN, kernel)
-            filled = binary_fill_holes(opened).astype(np.uint8)
-            n, lab, stats, cents = cv2.connectedComponentsWithStats(filled, connectivity=8)
+            n, lab, stats, cents = cv2.connectedComponentsWithStats(opened, connectivity=8)
             for i in range(1, n):
-                area = int(stats[i, cv2.CC_STAT_AREA])
+                if stats[i, cv2.CC_STAT_AREA] > max_a:
+                    continue
+                l0, t0 = stats[i, cv2.CC_STAT_LEFT], stats[i, cv2.CC_STAT_TOP]
+                w, h = stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]
+                m = binary_fill_holes(lab[t0:t0 + h, l0:l0 + w] == i)
+                area = int(m.sum())
                 if area < min_a or area > max_a:
                     continue
                 cx, cy = cents[i]
                 if not (o.margin <= cx < o.margin + o.tile and o.margin <= cy < o.margin + o.tile):
                     continue  # the neighbouring tile owns it
-                l0, t0 = stats[i, cv2.CC_STAT_LEFT], stats[i, cv2.CC_STAT_TOP]
-                w, h = stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]
-                m = lab[t0:t0 + h, l0:l0 + w] == i
                 yy, xx = np.nonzero(m)
                 if math.sqrt(float(xx.var() + yy.var())) > max_spread:
                     continue

@@ -45,7 +45,8 @@ class RegisterOptions:
         method: DAB rule, ``deconv`` or ``rgb``.
         channel: shared channel, ``auto``, ``eosin``, ``hematoxylin`` or ``gray``.
         allow_mirror: accept a pHH3 slide scanned mirrored.
-        global_mpp: µm/px of the slide-level fit.
+        global_mpp: µm/px of the slide-level fit; None picks 2-4 µm/px so that the larger
+            slide is about 1024 px long there.
         refine: patch-level refinement options.
         dab: DAB detection options.
         estimate_stains: estimate the DAB vector per slide.
@@ -63,7 +64,7 @@ class RegisterOptions:
     method: str = "deconv"
     channel: str = "auto"
     allow_mirror: bool = True
-    global_mpp: float = 2.0
+    global_mpp: float | None = None
     refine: RefineOptions = field(default_factory=RefineOptions)
     dab: DabOptions = field(default_factory=DabOptions)
     estimate_stains: bool = True
@@ -218,8 +219,13 @@ def estimate_transform(he_img: Any, ph_img: Any, he_p: Path, ph_p: Path, he_mpp:
     t = timings if timings is not None else {}
     t0 = time.perf_counter()
     say("reading thumbnails")
-    he_low = read_lowres(he_img, he_mpp, o.global_mpp)
-    ph_low = read_lowres(ph_img, ph_mpp, o.global_mpp)
+    g_mpp = o.global_mpp
+    if g_mpp is None:
+        extent = max(he_img.width * he_mpp, he_img.height * he_mpp,
+                     ph_img.width * ph_mpp, ph_img.height * ph_mpp)
+        g_mpp = float(np.clip(extent / 1024.0, 2.0, 4.0))
+    he_low = read_lowres(he_img, he_mpp, g_mpp)
+    ph_low = read_lowres(ph_img, ph_mpp, g_mpp)
     for low, p, what in ((he_low, he_p, "H&E"), (ph_low, ph_p, "pHH3")):
         if low.mask.mean() < MIN_TISSUE_FRACTION:
             raise RegistrationError(f"{p}: the {what} slide shows no tissue (empty slide?)")
@@ -245,7 +251,7 @@ def estimate_transform(he_img: Any, ph_img: Any, he_p: Path, ph_p: Path, he_mpp:
         "global_inliers": fit.inliers.get(fit.channel + ("/mirrored" if fit.mirrored
                                                          else ""), 0),
         "global_matches": fit.matches, "rotation_deg": fit.rotation_deg,
-        "scale": fit.scale, "mirrored": fit.mirrored, "global_mpp": o.global_mpp,
+        "scale": fit.scale, "mirrored": fit.mirrored, "global_mpp": g_mpp,
     }
     glob = PairTransform(A, he_mpp=he_mpp, phh3_mpp=ph_mpp, quality=dict(quality))
     _check_overlap(glob, he_low, ph_low, he_p, ph_p)
