@@ -198,11 +198,12 @@ def _checker(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8], n: int = 8
 
 def write_overlays(folder: Path, he_img: Any, ph_img: Any, transform: Any, affine_only: Any,
                    centres_he: Sequence[tuple[float, float]], size: int = 256,
-                   max_patches: int = 3) -> list[Path]:
+                   max_patches: int = 3, objects: pa.Table | None = None) -> list[Path]:
     """PNG views of a few H&E patches, before (global affine only) and after refinement.
 
     Side by side (H&E | pHH3 warped into the H&E frame) and a checkerboard of the two.
-    Each PNG is 2 rows (before, after) of [H&E, pHH3 warped, checkerboard].
+    Each PNG is 2 rows (before, after) of [H&E, pHH3 warped, checkerboard]; the outlines
+    of the transferred masks (``objects``) are drawn in green on the H&E of the lower row.
     """
     import cv2
     from PIL import Image
@@ -227,9 +228,34 @@ def write_overlays(folder: Path, he_img: Any, ph_img: Any, transform: Any, affin
             my = (yp[:, 1] - py0 - 0.5).reshape(size, size).astype(np.float32)
             warped = cv2.remap(src, mx, my, cv2.INTER_LINEAR, borderValue=(255, 255, 255))
             rows.append(np.hstack([he, warped, _checker(he, warped)]))
+        if objects is not None:
+            rows[1][:, :size] = _outlines(rows[1][:, :size].copy(), objects, x0, y0)
         img = np.vstack(rows)
         img[size - 1:size + 1] = 0
         p = d / f"patch_{k + 1}.png"
         Image.fromarray(img).save(p)
         paths.append(p)
     return paths
+
+
+def _outlines(he: npt.NDArray[np.uint8], objects: pa.Table, x0: int, y0: int
+              ) -> npt.NDArray[np.uint8]:
+    """Draw the outline of every object mask that meets the patch (level-0 origin x0, y0)."""
+    import cv2
+
+    from mfcurate.geometry import decode_mask, mask_grid
+
+    h, w = he.shape[:2]
+    canvas = np.zeros((h, w), np.uint8)
+    for r in objects.to_pylist():
+        bx0, by0, bw, bh = mask_grid([r["he_x0"], r["he_y0"], r["he_x1"], r["he_y1"]])
+        if bx0 + bw <= x0 or by0 + bh <= y0 or bx0 >= x0 + w or by0 >= y0 + h:
+            continue
+        m = decode_mask(r["mask_rle"], bh, bw)
+        cx0, cy0 = max(bx0, x0), max(by0, y0)
+        cx1, cy1 = min(bx0 + bw, x0 + w), min(by0 + bh, y0 + h)
+        canvas[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] |= \
+            m[cy0 - by0:cy1 - by0, cx0 - bx0:cx1 - bx0].astype(np.uint8)
+    contours, _ = cv2.findContours(canvas, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(he, contours, -1, (0, 200, 0), 1)
+    return he

@@ -173,7 +173,8 @@ def register_pair(
             write_geojson(tmp, table, pid)
             if o.overlays > 0:
                 centres = [m.centroid_xy for m in moved] or _tissue_points(he_low, o.overlays)
-                write_overlays(tmp, he_img, ph_img, tr, glob, centres, max_patches=o.overlays)
+                write_overlays(tmp, he_img, ph_img, tr, glob, centres, max_patches=o.overlays,
+                               objects=table)
             t["write_s"] = time.perf_counter() - t0 - sum(t.values())
             t["total_s"] = time.perf_counter() - t0
             pair = {
