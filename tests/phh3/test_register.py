@@ -111,3 +111,17 @@ def test_empty_and_unreadable_slides(pairs, tmp_path: Path) -> None:
         register_pair(tmp_path / "missing.svs", junk, tmp_path / "o3")
     assert not (tmp_path / "o1").exists() or not any((tmp_path / "o1").iterdir())
     assert not (tmp_path / "o2").exists()
+
+
+def test_pair_without_dab_gives_an_empty_result(tmp_path: Path) -> None:
+    from mfcurate.synth.phh3_pair import write_pair
+
+    p = make_pair(9, size=1024, n_mitoses=0, n_g2=0)
+    he, ph = write_pair(tmp_path / "in", p)
+    res = register_pair(he, ph, tmp_path / "out", options=RegisterOptions(overlays=1))
+    assert res.n_objects == 0
+    t = read_objects(res.folder)
+    assert t.num_rows == 0
+    gj = json.loads((res.folder / "objects.geojson").read_text())
+    assert gj["features"] == []
+    assert list((res.folder / "overlays").glob("*.png"))  # tissue patches instead
