@@ -7,7 +7,6 @@ counterstains); the 6000 px figures are in ``bench/bench_register.py``.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -71,9 +70,7 @@ def test_batch_resumes_without_redoing(pairs, batch) -> None:
 
     out, _ = batch
     before = (out / "eosin" / "transform.json").stat().st_mtime_ns
-    t0 = time.perf_counter()
     rows = register_batch(pairs.root, out)
-    assert time.perf_counter() - t0 < 5.0
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert (out / "eosin" / "transform.json").stat().st_mtime_ns == before
 
