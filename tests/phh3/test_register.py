@@ -122,3 +122,25 @@ def test_pair_without_dab_gives_an_empty_result(tmp_path: Path) -> None:
     gj = json.loads((res.folder / "objects.geojson").read_text())
     assert gj["features"] == []
     assert list((res.folder / "overlays").glob("*.png"))  # tissue patches instead
+
+
+def test_batch_records_failures_and_retries_them(tmp_path: Path) -> None:
+    from mfcurate.errors import UsageError
+    from mfcurate.pipelines.phh3 import find_pairs, register_batch
+
+    d = tmp_path / "pairs"
+    d.mkdir()
+    (d / "a_he.svs").write_bytes(b"junk" * 100)
+    (d / "a_phh3.svs").write_bytes(b"junk" * 100)
+    (d / "pairs.csv").write_text("he,phh3,pair_id,species\na_he.svs,a_phh3.svs,a,canine\n")
+    assert [p.pair_id for p in find_pairs(d)] == ["a"]
+    out = tmp_path / "out"
+    rows = register_batch(d, out)
+    assert rows[0]["status"] == "failed" and "a_he.svs" in rows[0]["message"]
+    task = next((out / ".tasks").glob("*.parquet"))
+    first = task.stat().st_mtime_ns
+    register_batch(d, out)
+    assert next((out / ".tasks").glob("*.parquet")).stat().st_mtime_ns != first  # retried
+    assert not (out / "a").exists()
+    with pytest.raises(UsageError):
+        find_pairs(tmp_path / "nowhere")
