@@ -92,12 +92,16 @@ class PairResult:
 
 
 def default_pair_id(he_path: Path) -> str:
-    """Pair id from the H&E file name (``case7_he.svs`` -> ``case7_he``)."""
+    """Pair id from the H&E file name (``case7_he.svs`` -> ``case7``, ``he.svs`` -> ``he``)."""
     name = he_path.name
+    stem = he_path.stem
     for suf in (".ome.tiff", ".ome.tif"):
         if name.lower().endswith(suf):
-            return name[: -len(suf)]
-    return he_path.stem
+            stem = name[: -len(suf)]
+    for tag in ("_he", "-he", "_h&e", "-h&e"):
+        if stem.lower().endswith(tag) and len(stem) > len(tag):
+            return stem[: -len(tag)]
+    return stem
 
 
 def _mpp(img: Any, path: Path, default: float | None) -> float:
