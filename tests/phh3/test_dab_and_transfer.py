@@ -95,3 +95,37 @@ def test_refinement_without_the_segmenter_module_is_a_clear_error(
     img = ArrayImage(np.full((300, 300, 3), 200, np.uint8), 0.5)
     with pytest.raises(DependencyNotFoundError, match="refine none"):
         refine_with_segmenter(_objects(), img, 0.5, "sam")
+
+
+def test_classical_refinement_with_the_real_segmenter(pairs) -> None:
+    """When the masks issue's segmenter is present, refining coarse masks improves them."""
+    import cv2
+
+    pytest.importorskip("mfcurate.segment.box")
+    from mfcurate.geometry import decode_mask, mask_grid, mask_to_record
+    from mfcurate.io.reader import open_image
+    from mfcurate.registration.transfer import dice
+
+    truth = pairs.truth["eosin"]
+    objs = []
+    for i, m in enumerate(truth.mitoses[:10]):
+        coarse = cv2.dilate(np.pad(m.mask, 4).astype(np.uint8), np.ones((7, 7), np.uint8))
+        rec = mask_to_record(coarse.astype(bool), (m.offset_xy[0] - 4, m.offset_xy[1] - 4))
+        assert rec is not None
+        box, rle, area, cen = rec
+        objs.append(TransferredObject(f"{i:05d}", box, rle, area, cen, "phh3", None, cen, box,
+                                      area, 0.5, 0.1, []))
+
+    def mean_dice(os_: list[TransferredObject]) -> float:
+        out = []
+        for o, m in zip(os_, truth.mitoses[:10], strict=True):
+            x0, y0, w, h = mask_grid(o.bbox_xyxy)
+            out.append(dice(decode_mask(o.mask_rle, h, w), (x0, y0), m.mask, m.offset_xy))
+        return float(np.mean(out))
+
+    before = mean_dice(objs)
+    img = open_image(pairs.root / "eosin" / "he.svs")
+    refined = refine_with_segmenter(objs, img, 0.5, "classical")
+    img.close()
+    assert {o.mask_origin for o in refined} == {"classical"}
+    assert mean_dice(refined) > before + 0.05
