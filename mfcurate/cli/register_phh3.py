@@ -47,6 +47,8 @@ def register_phh3(
                       ] = "none",
     sam_checkpoint: Annotated[Path | None, typer.Option(help="SAM checkpoint for --refine sam."
                                                         )] = None,
+    sam_model: Annotated[str, typer.Option(help="SAM model type: vit_b, vit_l, vit_h.")
+                         ] = "vit_b",
     allow_mirror: Annotated[bool, typer.Option(help="Accept a pHH3 slide scanned mirrored.")
                             ] = True,
     dab_threshold: Annotated[float, typer.Option(help="DAB OD threshold (deconv).")] = 0.25,
@@ -82,7 +84,7 @@ def register_phh3(
         raise UsageError("give either HE_SLIDE PHH3_SLIDE or --pairs, not both")
     opts = RegisterOptions(
         method=method, channel=channel, allow_mirror=allow_mirror, refine_masks=refine,
-        sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None,
+        sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
         dab=DabOptions(method=method, dab_threshold=dab_threshold, min_area_um2=min_area_um2,
                        max_area_um2=max_area_um2),
         max_residual_um=max_residual_um, overlays=overlays, tumour_type=tumour_type,

@@ -172,12 +172,12 @@ def register_phh3_step(ctx: StepContext, pairs: str | None = None, out: str | No
                        synthetic_pairs: int = 1, size: int = 1536,
                        counterstain: str = "eosin", method: str = "deconv",
                        ingest: bool = True, sam_checkpoint: str | None = None,
-                       refine: str = "none") -> dict[str, Any]:
+                       sam_model: str = "vit_b", refine: str = "none") -> dict[str, Any]:
     """Register pHH3/H&E pairs and ingest the result as source ``phh3``.
 
     Without ``pairs``, ``synthetic_pairs`` synthetic pairs of ``size`` px are generated in the
-    run's work folder (the demo).  ``sam_checkpoint`` (as the demo passes it) refines the
-    transferred masks with SAM; ``refine`` may also ask for ``classical``.
+    run's work folder (the demo).  ``sam_checkpoint`` and ``sam_model`` (as the demo passes
+    them) refine the transferred masks with SAM; ``refine`` may also ask for ``classical``.
     """
     from mfcurate.synth.phh3_pair import make_pair, write_pair
 
@@ -196,7 +196,7 @@ def register_phh3_step(ctx: StepContext, pairs: str | None = None, out: str | No
     if sam_checkpoint:
         refine = "sam"
     opts = RegisterOptions(method=method, overlays=2, refine_masks=refine,
-                           sam_checkpoint=sam_checkpoint)
+                           sam_checkpoint=sam_checkpoint, sam_model=sam_model)
     rows = register_batch(pairs_dir, out_p, opts,
                           workers=ctx.workers, scheduler=ctx.scheduler)
     ok = [r for r in rows if r["status"] == "ok"]

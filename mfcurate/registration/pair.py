@@ -52,6 +52,7 @@ class RegisterOptions:
         estimate_stains: estimate the DAB vector per slide.
         refine_masks: ``none``, ``classical`` or ``sam`` (re-segment masks on the H&E).
         sam_checkpoint: SAM checkpoint path for ``sam``.
+        sam_model: SAM model type (``vit_b``, ``vit_l``, ``vit_h``).
         max_residual_um: flag objects whose local residual exceeds this.
         overlays: PNG patches to write.
         tissue_fallback: when keypoints do not match, align tissue outlines instead
@@ -70,6 +71,7 @@ class RegisterOptions:
     estimate_stains: bool = True
     refine_masks: str = "none"
     sam_checkpoint: str | None = None
+    sam_model: str = "vit_b"
     max_residual_um: float = 2.0
     overlays: int = 3
     tissue_fallback: bool = True
@@ -164,7 +166,7 @@ def register_pair(
                                  max_residual_um=o.max_residual_um)
         if o.refine_masks != "none":
             moved = refine_with_segmenter(moved, he_img, he_mpp, o.refine_masks,
-                                          o.sam_checkpoint)
+                                          o.sam_checkpoint, model_type=o.sam_model)
         t["transfer_s"] = time.perf_counter() - t0 - sum(t.values())
         table = objects_to_table(moved, (he_mpp, float(he_img.mpp_y or he_mpp)))
         out_root_p = Path(out_root)

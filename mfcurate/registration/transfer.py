@@ -100,7 +100,8 @@ def transfer_objects(
 
 def refine_with_segmenter(objects: list[TransferredObject], he_img: Any, mpp: float,
                           kind: str, checkpoint: str | None = None, device: str = "cpu",
-                          pad_um: float = 6.0) -> list[TransferredObject]:
+                          pad_um: float = 6.0, model_type: str = "vit_b"
+                          ) -> list[TransferredObject]:
     """Re-segment each transferred mask on the H&E from its outer box (``sam`` or ``classical``).
 
     Uses ``mfcurate.segment.box.make_box_segmenter`` (the masks issue).  An object the
@@ -118,7 +119,8 @@ def refine_with_segmenter(objects: list[TransferredObject], he_img: Any, mpp: fl
         raise DependencyNotFoundError(
             "mask refinement needs mfcurate.segment.box (not installed in this build); "
             "use --refine none") from exc
-    seg = make_box_segmenter(kind=kind, checkpoint=checkpoint, device=device)
+    seg = make_box_segmenter(kind=kind, checkpoint=checkpoint, model_type=model_type,
+                             device=device)
     pad = round(pad_um / mpp)
     for ob in objects:
         x0, y0, x1, y1 = ob.bbox_xyxy

@@ -78,7 +78,7 @@ def test_refinement_uses_the_box_segmenter(monkeypatch: pytest.MonkeyPatch) -> N
             return [Instance(m, (0, 0), 0.8, None, "classical")]
 
     fake = types.ModuleType("mfcurate.segment.box")
-    fake.make_box_segmenter = lambda kind, checkpoint=None, device="cpu": Disk()  # type: ignore[attr-defined]
+    fake.make_box_segmenter = lambda kind, checkpoint=None, model_type="vit_b", device="cpu": Disk()  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "mfcurate.segment.box", fake)
     img = ArrayImage(np.full((300, 300, 3), 200, np.uint8), 0.5)
     out = refine_with_segmenter(_objects(), img, 0.5, "classical")
