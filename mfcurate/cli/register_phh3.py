@@ -51,6 +51,9 @@ def register_phh3(
                          ] = "vit_b",
     allow_mirror: Annotated[bool, typer.Option(help="Accept a pHH3 slide scanned mirrored.")
                             ] = True,
+    refine_mpp: Annotated[float, typer.Option(help="µm/px of the optical-flow refinement "
+                                                   "(1 is a little more accurate, 3-4x slower).")
+                          ] = 2.0,
     dab_threshold: Annotated[float, typer.Option(help="DAB OD threshold (deconv).")] = 0.25,
     min_area_um2: Annotated[float, typer.Option(help="Smallest object, µm².")] = 8.0,
     max_area_um2: Annotated[float, typer.Option(help="Largest object, µm².")] = 250.0,
@@ -69,6 +72,7 @@ def register_phh3(
     from mfcurate.errors import UsageError
     from mfcurate.registration.dab import DabOptions
     from mfcurate.registration.pair import RegisterOptions
+    from mfcurate.registration.refine import RefineOptions
 
     if method not in ("deconv", "rgb"):
         raise UsageError(f"--method must be deconv or rgb, not {method!r}")
@@ -78,6 +82,8 @@ def register_phh3(
         raise UsageError(f"--refine must be none, classical or sam, not {refine!r}")
     if refine == "sam" and sam_checkpoint is None:
         raise UsageError("--refine sam needs --sam-checkpoint")
+    if refine_mpp <= 0:
+        raise UsageError("--refine-mpp must be positive")
     if pairs is None and (he_slide is None or phh3_slide is None):
         raise UsageError("give HE_SLIDE and PHH3_SLIDE, or --pairs PAIRS_DIR")
     if pairs is not None and (he_slide is not None or phh3_slide is not None):
@@ -87,6 +93,7 @@ def register_phh3(
         sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
         dab=DabOptions(method=method, dab_threshold=dab_threshold, min_area_um2=min_area_um2,
                        max_area_um2=max_area_um2),
+        refine=RefineOptions(ref_mpp=refine_mpp),
         max_residual_um=max_residual_um, overlays=overlays, tumour_type=tumour_type,
         species=species, default_mpp=mpp)
     if pairs is None:
