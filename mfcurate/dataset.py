@@ -448,19 +448,26 @@ def _counts(images: pa.Table, root: Path, manifest: Mapping[str, Any]) -> dict[s
     for key, entry in manifest["sources"].items():
         n_images = int(pc.sum(pc.equal(src_col, key)).as_py() or 0)
         labels: dict[str, int] = {}
+        n = 0
+        rejected = 0
         for rel in entry.get("parts", {}).values():
             disk = root / rel
             if not disk.exists():
                 continue
-            col = pq.read_table(disk, columns=["label"]).column("label")
-            for row in pc.value_counts(col):
+            t = pq.read_table(disk, columns=["label", "qa_state"])
+            n += t.num_rows
+            live = pc.not_equal(t.column("qa_state"), "rejected")
+            rejected += t.num_rows - int(pc.sum(live).as_py() or 0)
+            for row in pc.value_counts(t.filter(live).column("label")):
                 lab = str(row["values"].as_py())
                 labels[lab] = labels.get(lab, 0) + int(row["counts"].as_py())
-        n = sum(labels.values())
         total_objects += n
         for lab, c in labels.items():
             by_label_total[lab] = by_label_total.get(lab, 0) + c
-        by_source[key] = {"images": n_images, "objects": n, "by_label": labels}
+        by_source[key] = {"images": n_images, "objects": n, "rejected": rejected,
+                          "by_label": labels}
+    # by_label counts objects that are not rejected (harvested duplicates of annotations,
+    # objects a reviewer rejected); "objects" counts every row.
     return {"images": images.num_rows, "objects": total_objects, "by_label": by_label_total,
             "by_source": by_source}
 
