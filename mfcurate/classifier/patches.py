@@ -134,7 +134,8 @@ def resample_patch(
     if fx > 1.0 or fy > 1.0:
         sx = 0.5 * math.sqrt(max(fx * fx - 1.0, 0.0))
         sy = 0.5 * math.sqrt(max(fy * fy - 1.0, 0.0))
-        window = cv2.GaussianBlur(window, (0, 0), sigmaX=max(sx, 1e-3), sigmaY=max(sy, 1e-3))
+        window = np.asarray(cv2.GaussianBlur(window, (0, 0), sigmaX=max(sx, 1e-3),
+                                             sigmaY=max(sy, 1e-3)), dtype=np.uint8)
     m = np.array([[fx, 0.0, cx - x0 + (0.5 - s / 2) * fx - 0.5],
                   [0.0, fy, cy - y0 + (0.5 - s / 2) * fy - 0.5]])
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP

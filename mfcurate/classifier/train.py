@@ -150,7 +150,7 @@ def make_loader(store: PatchStore, positions: np.ndarray, batch_size: int, *, tr
         y = store.targets[positions]
         counts = np.bincount(y, minlength=2).astype(np.float64)
         w = 1.0 / np.maximum(counts[y], 1.0)
-        sampler = WeightedRandomSampler(torch.as_tensor(w),
+        sampler = WeightedRandomSampler(w.tolist(),
                                         num_samples=samples_per_epoch or len(y),
                                         replacement=True, generator=gen)
     elif train:
@@ -174,7 +174,7 @@ def class_weights(targets: np.ndarray, balance: str) -> list[float]:
     return [float(v) for v in w]
 
 
-class MitosisModule(L.LightningModule):  # type: ignore[misc,name-defined]
+class MitosisModule(L.LightningModule):
     """Lightning wrapper: augmentation on the batch, weighted smoothed CE, AdamW + cosine.
 
     Args:
@@ -187,6 +187,9 @@ class MitosisModule(L.LightningModule):  # type: ignore[misc,name-defined]
         self.save_hyperparameters()
         self.cfg = TrainConfig(**config)
         self.model = build_model(self.cfg.use_mask, self.cfg.pretrained)
+        self.class_w: torch.Tensor
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("class_w", torch.tensor(list(weights), dtype=torch.float32))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
@@ -290,7 +293,7 @@ def train_member(store: PatchStore, cfg: TrainConfig, seed: int, train_pos: np.n
     accelerator = _accelerator(cfg)
     trainer = L.Trainer(
         max_epochs=cfg.epochs, accelerator=accelerator, devices=1,
-        precision=_precision(cfg, accelerator),
+        precision=_precision(cfg, accelerator),  # type: ignore[arg-type]
         logger=CSVLogger(out.parent, name=out.name, version=""),
         callbacks=[ckpt, LearningRateMonitor(logging_interval="epoch")],
         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=1,

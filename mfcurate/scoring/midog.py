@@ -328,6 +328,7 @@ def score_detections(
     threshold: float | None = None,
     mpp: float | None = None,
     radius_um: float = RADIUS_UM,
+    image_keys: Sequence[str] | None = None,
 ) -> ScoreResult:
     """Score a detections CSV against a dataset's mitotic figures (the ``score`` command).
 
@@ -339,6 +340,7 @@ def score_detections(
             detections cover validation images (and ``split`` is not ``val``), else 0.5.
         mpp: µm/px for images whose dataset row has none.
         radius_um: matching radius (7.5 µm in the MIDOG protocol).
+        image_keys: score only these images of the split (e.g. those a demo detected on).
 
     Returns:
         A :class:`ScoreResult`.
@@ -352,6 +354,9 @@ def score_detections(
     det = group_detections(names, xy, score, images, detections_csv)
     splits = None if split == "all" else [split]
     truth = load_truth(ds, splits, mpp)
+    if image_keys is not None:
+        wanted = set(image_keys)
+        truth = {k: v for k, v in truth.items() if k in wanted}
     if not truth:
         raise DatasetError(f"{ds.root}: no images in split {split!r}")
     notes: list[str] = []
