@@ -203,7 +203,7 @@ class MitosisModule(L.LightningModule):
         if train:
             x, m = random_dihedral(x, m, self.cfg.hflip, self.cfg.vflip, self.cfg.rot90)
             x = random_stain(x, self.cfg.stain_sigma)
-        return (x - self.mean) / self.std, m
+        return ((x - self.mean) / self.std).contiguous(), m.contiguous()
 
     def forward(self, rgb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Logits of a prepared batch."""

@@ -73,7 +73,7 @@ def test_pretrained_loads_a_torchvision_state_dict(tmp_path: Path) -> None:
 def test_pretrained_rejects_bad_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(SourceFormatError, match="bad.pth"):
+    with pytest.raises(SourceFormatError, match=r"bad\.pth"):
         build_model(pretrained=bad)
     torch.save({"foo.weight": torch.zeros(3)}, bad)
     with pytest.raises(SourceFormatError, match="not a ResNet18"):

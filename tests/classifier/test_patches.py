@@ -86,7 +86,7 @@ def test_build_store_labels_flags_and_resume(tmp_path: Path) -> None:
     assert {r["object_key"] for r in idx} == {"s/a0.png/mf", "s/a0.png/pt", "s/a1.png/mf",
                                               "s/a1.png/pt"}
     by_key = {r["object_key"]: i for i, r in enumerate(idx)}
-    rgb, mask, target = store.get([by_key["s/a1.png/pt"], by_key["s/a0.png/mf"]])
+    _rgb, mask, target = store.get([by_key["s/a1.png/pt"], by_key["s/a0.png/mf"]])
     assert target.tolist() == [0, 1]
     assert idx[by_key["s/a1.png/pt"]]["mask_kind"] == "disk"
     assert mask[0].sum() == pytest.approx(np.pi * 36, rel=0.15)  # r = 3 µm = 6 px
