@@ -19,6 +19,9 @@ _NAME_TO_LABEL: dict[str, Label] = {
     "non mitosis": Label.MITOTIC_LIKE,
     "not mitosis": Label.MITOTIC_LIKE,
     "mitotic figure look-alike": Label.MITOTIC_LIKE,
+    "mitotic figure look alike": Label.MITOTIC_LIKE,
+    "mitotic cell lookalike": Label.MITOTIC_LIKE,
+    "mitotic-figure look-alike": Label.MITOTIC_LIKE,
     "mitotic figure lookalike": Label.MITOTIC_LIKE,
     "mitotic cell look-alike": Label.MITOTIC_LIKE,
     "mitotic-like figure": Label.MITOTIC_LIKE,
@@ -30,6 +33,11 @@ _NAME_TO_LABEL: dict[str, Label] = {
     "granulocytes": Label.GRANULOCYTE,
     "tumor cell": Label.TUMOUR_CELL,
     "tumour cell": Label.TUMOUR_CELL,
+    "tumor cells": Label.TUMOUR_CELL,
+    "neoplastic tumour cell": Label.TUMOUR_CELL,
+    "nonmitotic tumor cell": Label.TUMOUR_CELL,
+    "non-mitotic tumor cell": Label.TUMOUR_CELL,
+    "eosinophilic granulocyte": Label.GRANULOCYTE,
     "neoplastic cell": Label.TUMOUR_CELL,
     "neoplastic tumor cell": Label.TUMOUR_CELL,
     "background": Label.BACKGROUND,
@@ -37,6 +45,31 @@ _NAME_TO_LABEL: dict[str, Label] = {
     "other cell": Label.OTHER_CELL,
     "nucleus": Label.OTHER_CELL,
 }
+
+
+#: Class names of regions (tumour zones, ROIs, exclusions): never cells, even as spots.
+_REGION_NAMES: frozenset[str] = frozenset({
+    "tumorzone", "tumour zone", "tumor zone", "nekrosezone", "necrosis",
+    "unscharfe scan-area", "nicht tumorgewebe excludieren",  # CCMCT Tumorzone DB (German)
+    "tumor region", "tumour region", "exclude from tumor region", "exclude from tumour region",
+    "10hpf selection", "roi", "region of interest", "hotspot", "exclude", "tissue",
+})
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.strip().lower().replace("_", " ").split())
+
+
+def is_region_name(name: str | None) -> bool:
+    """True for a class name that denotes a region (ROI, tumour zone), never a cell.
+
+    Examples:
+        >>> is_region_name("Tumorzone"), is_region_name("10hpf selection")
+        (True, True)
+        >>> is_region_name("Mitotic figure")
+        False
+    """
+    return name is not None and _norm(name) in _REGION_NAMES
 
 
 def label_for_name(name: str | None) -> Label | None:
@@ -52,7 +85,7 @@ def label_for_name(name: str | None) -> Label | None:
     """
     if name is None:
         return None
-    key = " ".join(name.strip().lower().replace("_", " ").split())
+    key = _norm(name)
     if key in _NAME_TO_LABEL:
         return _NAME_TO_LABEL[key]
     try:

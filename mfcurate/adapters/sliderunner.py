@@ -82,8 +82,40 @@ def _columns(con: sqlite3.Connection, table: str) -> set[str]:
     return {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
 
 
+def check_sqlite_file(path: Path) -> None:
+    """Raise :class:`SourceFormatError` when ``path`` is not a complete SQLite file.
+
+    SQLite reads a truncated file without complaint until a query touches a missing page, so
+    the header is checked: the magic string, and (where the header's page count is valid,
+    i.e. its change counter equals its version-valid-for number) that the file holds
+    ``page_size * page_count`` bytes.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(100)
+    except OSError as exc:
+        raise SourceFormatError(path, f"cannot read ({exc})") from exc
+    if len(head) < 100 or not head.startswith(b"SQLite format 3\x00"):
+        raise SourceFormatError(path, "not a SQLite database (bad or truncated header)")
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    n_pages = int.from_bytes(head[28:32], "big")
+    valid = n_pages > 0 and head[24:28] == head[92:96]
+    if page_size and size % page_size:
+        raise SourceFormatError(path, f"truncated SQLite file ({size} bytes is not a multiple "
+                                      f"of the page size {page_size})")
+    if valid and size < n_pages * page_size:
+        raise SourceFormatError(path, f"truncated SQLite file ({size} bytes, the header "
+                                      f"declares {n_pages} pages of {page_size} bytes)")
+
+
 def open_readonly(path: Path) -> sqlite3.Connection:
-    """Open a SQLite file read-only (``mode=ro``); SourceFormatError if it is not SQLite."""
+    """Open a SQLite file read-only (``mode=ro``); SourceFormatError if it is not SQLite.
+
+    A truncated file (see :func:`check_sqlite_file`) is a SourceFormatError too.
+    """
+    check_sqlite_file(path)
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         con.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()

@@ -1,4 +1,4 @@
-"""``mfcurate demo``: build the synthetic sources and run the pipeline end to end."""
+"""``mfcurate demo``: build the synthetic sources and run ``pipelines/demo.toml`` on them."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ import typer
 
 from mfcurate.cli._common import console, reports_errors
 
-#: Pipeline order of the steps the demo runs after ingest (those that are registered).
-DEMO_STEPS = ["refine-masks", "harvest", "register-phh3", "build-patches", "train-classifier",
-              "detect", "score", "export", "report"]
+#: The demo recipe of the repository (what ``mfcurate demo`` runs).
+DEMO_RECIPE = Path(__file__).resolve().parents[2] / "pipelines" / "demo.toml"
 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to the app."""
     app.command(
         "demo",
-        help="Build synthetic copies of the sources (in their real formats), ingest them into "
-             "one dataset and run every pipeline step on it; finishes in a few minutes on "
-             "2 CPU cores.\n\nExample: [bold]mfcurate demo --out demo-out[/bold]",
+        help="Write synthetic copies of every source (in their real on-disk formats) into "
+             "OUT/sources, then run the demo recipe (pipelines/demo.toml: ingest, masks, "
+             "harvest, classifier, score, export, report, publish dry run) with OUT as its "
+             "work dir. Finishes in a few minutes on 2 CPU cores.\n\n"
+             "Example: [bold]mfcurate demo --out demo-out[/bold]",
     )(demo)
 
 
@@ -29,35 +30,44 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder (created).")] =
     Path("demo-out"),
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic data.")] = 0,
+    recipe: Annotated[Path, typer.Option(help="Recipe to run.")] = DEMO_RECIPE,
     sam_checkpoint: Annotated[Path | None, typer.Option(
-        help="SAM checkpoint: use SAM instead of the classical segmenters.")] = None,
+        help="SAM checkpoint: segment with SAM instead of the classical defaults.")] = None,
+    sam_model: Annotated[str, typer.Option(help="SAM model type of the checkpoint.")] = "vit_h",
 ) -> None:
     """Run the demo."""
     from mfcurate.cli.info import print_counts, print_mask_summary
     from mfcurate.dataset import Dataset
-    from mfcurate.steps import StepContext, all_steps
-    from mfcurate.synth.demo import write_demo_sources
+    from mfcurate.recipe import Recipe, run_recipe
+    from mfcurate.steps import all_steps
+    from mfcurate.synth.sources import generators
 
+    plan = Recipe.load(recipe)
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    console.rule("[bold]1. synthetic sources")
-    specs = write_demo_sources(out / "sources", seed=seed)
-    for key, spec in specs.items():
-        console.print(f"  {key}: {spec.n_images} images, {sum(spec.counts.values())} objects "
-                      f"in {spec.root}")
-    ds_path = out / "dataset"
-    steps = all_steps()
-    ctx = StepContext(dataset=ds_path, work_dir=out, console=console, seed=seed)
-    console.rule("[bold]2. ingest")
-    steps["ingest"](ctx, sources=[{"key": k, "root": str(s.root), "options": s.options}
-                                  for k, s in specs.items()])
-    print_counts(Dataset.open(ds_path))
-    options = {"sam_checkpoint": str(sam_checkpoint)} if sam_checkpoint else {}
-    for i, name in enumerate([s for s in DEMO_STEPS if s in steps], start=3):
-        console.rule(f"[bold]{i}. {name}")
-        summary = steps[name](ctx, **options)
-        console.print(summary)
-    ds = Dataset.open(ds_path)
+    console.rule("[bold]synthetic sources")
+    gens = generators()
+    for src in plan.sources:
+        root = Path(src["root"])
+        root = root if root.is_absolute() else out / root
+        spec = gens[src["key"]](root, seed=seed)
+        console.print(f"  {src['key']}: {spec.n_images} images, "
+                      f"{sum(spec.counts.values())} objects in {root}")
+    registered = all_steps()
+    missing = [s for s in plan.steps if s not in registered]
+    if missing:
+        console.print(f"[yellow]not installed in this build, skipped:[/yellow] {missing}")
+        plan.steps = {k: v for k, v in plan.steps.items() if k in registered}
+    overrides: dict[str, object] = {"work_dir": str(out), "seed": seed}
+    if sam_checkpoint is not None:
+        for name, fn in registered.items():
+            if name in plan.steps and "sam_checkpoint" in fn.__code__.co_varnames:
+                overrides[f"steps.{name}.sam_checkpoint"] = str(sam_checkpoint.resolve())
+                overrides[f"steps.{name}.sam_model"] = sam_model
+    result = run_recipe(plan, overrides=overrides, console=console)
+    ds = Dataset.open(result["dataset"])
     console.rule("[bold]dataset")
     print_counts(ds)
     print_mask_summary(ds)
-    console.print(f"[green]demo finished[/green]: dataset in {ds_path}, outputs in {out}")
+    console.print(f"[green]demo finished[/green]: dataset in {result['dataset']}, "
+                  f"outputs in {out}")

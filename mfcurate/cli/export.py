@@ -1,4 +1,4 @@
-"""``mfcurate export DATASET --format coco --out DIR``."""
+"""``mfcurate export DATASET --format coco|geojson|parquet [--with-crops] --out DIR``."""
 
 from __future__ import annotations
 
@@ -7,16 +7,26 @@ from typing import Annotated
 
 import typer
 
-from mfcurate.cli._common import DatasetArg, console, reports_errors
+from mfcurate.cli._common import (
+    DatasetArg,
+    SchedulerOpt,
+    WorkersOpt,
+    console,
+    progress_callback,
+    reports_errors,
+)
 
 
 def register(app: typer.Typer) -> None:
     """Attach the command to the app."""
     app.command(
         "export",
-        help="Export a dataset (COCO JSON per split, or per source).\n\n"
+        help="Export a dataset: COCO JSON per split (or per source), QuPath GeoJSON per "
+             "image, or the Parquet tables; --with-crops adds PNG crops (+ masks) around "
+             "objects.\n\n"
              "Example: [bold]mfcurate export ds --format coco --out coco/ --label "
-             "mitotic_figure --qa-state accepted[/bold]",
+             "mitotic_figure --qa-state accepted[/bold]\n\n"
+             "Example: [bold]mfcurate export ds --format geojson --with-crops --out qp/[/bold]",
     )(export)
 
 
@@ -24,7 +34,8 @@ def register(app: typer.Typer) -> None:
 def export(
     dataset: DatasetArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="coco")] = "coco",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="coco, geojson or parquet.")]
+    = "coco",
     by_source: Annotated[bool, typer.Option(help="One file per source instead of per split.")]
     = False,
     source: Annotated[list[str] | None, typer.Option(help="Only this source (repeatable).")]
@@ -36,17 +47,46 @@ def export(
     qa_state: Annotated[list[str] | None, typer.Option(
         help="Only objects in this QA state (repeatable).")] = None,
     segmentation: Annotated[str, typer.Option(help="rle or polygon (COCO).")] = "rle",
+    with_crops: Annotated[bool, typer.Option(
+        "--with-crops", help="Also write PNG crops (and mask PNGs) around the objects.")]
+    = False,
+    crop_size: Annotated[int, typer.Option(help="Crop side in level-0 pixels.", min=8)] = 128,
+    workers: WorkersOpt = 1,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Export the dataset."""
     from mfcurate.dataset import Dataset
     from mfcurate.errors import UsageError
     from mfcurate.export.coco import CocoFilters, export_coco
+    from mfcurate.export.dispatch import FORMATS, run_export
 
     ds = Dataset.open(dataset)
-    if fmt != "coco":
-        raise UsageError(f"unknown --format {fmt!r}; choose coco")
-    report = export_coco(ds, out, by_source=by_source, segmentation=segmentation,
-                         filters=CocoFilters(sources=source, labels=label, splits=split,
-                                             qa_states=qa_state))
-    for path, (n_img, n_ann) in report.files.items():
-        console.print(f"[green]wrote[/green] {path}: {n_img} images, {n_ann} annotations")
+    if fmt != "coco" and fmt not in FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}; choose coco, {', '.join(FORMATS)}")
+    if fmt == "coco":
+        report = export_coco(ds, out, by_source=by_source, segmentation=segmentation,
+                             filters=CocoFilters(sources=source, labels=label, splits=split,
+                                                 qa_states=qa_state))
+        for path, (n_img, n_ann) in report.files.items():
+            console.print(f"[green]wrote[/green] {path}: {n_img} images, {n_ann} annotations")
+    filters = {"sources": source, "labels": label, "splits": split, "qa_states": qa_state}
+    if fmt != "coco" or with_crops:
+        with progress_callback("crops", unit="crops") as advance:
+            done = run_export(ds, None if fmt == "coco" else fmt, out, with_crops=with_crops,
+                              crop_size=crop_size, workers=workers, scheduler=scheduler,
+                              progress=advance if with_crops else None, **filters)
+        if "geojson" in done:
+            g = done["geojson"]
+            console.print(f"[green]wrote[/green] {g['files']} GeoJSON files "
+                          f"({g['features']} features) under {out / 'geojson'}")
+        if "parquet" in done:
+            for name, f in done["parquet"]["files"].items():
+                console.print(f"[green]wrote[/green] {out / name}: {f['rows']} rows")
+        if "crops" in done:
+            c = done["crops"]
+            console.print(f"[green]wrote[/green] {c['crops']} crops ({c['masks']} masks) "
+                          f"under {out / 'crops'}")
+            if c["skipped_images"]:
+                console.print(f"[yellow]warning:[/yellow] {len(c['skipped_images'])} image "
+                              f"files missing, their objects have no crops (e.g. "
+                              f"{c['skipped_images'][0]})")

@@ -89,7 +89,7 @@ def _stamp_nucleus(rng: np.random.Generator, kind: str, r_px: float
     if kind == "mitotic_figure":
         # a metaphase plate (elongated band) or clumped chromatin, irregular outline
         ratio = rng.uniform(0.35, 0.6)
-        u, v, d = _ellipse(r_px * rng.uniform(1.0, 1.25), ratio, rng.uniform(0, np.pi), 4)
+        u, _v, d = _ellipse(r_px * rng.uniform(1.0, 1.25), ratio, rng.uniform(0, np.pi), 4)
         size = u.shape[0]
         wobble = _smooth_noise(rng, (size, size), max(r_px / 3.0, 2.0))
         mask = d + 0.35 * wobble < 1.0

@@ -1,0 +1,366 @@
+"""The upload set of a release (``mfcurate publish --dry-run``).
+
+Layout of the package folder (everything except ``.publish/`` is uploaded)::
+
+    OUT/
+      images.parquet, objects.parquet             # the tables (mfcurate schema)
+      crops-index.parquet                         # with crops: one row per crop
+      crops-000.tar, ...                          # with crops: PNG crops + masks, sharded
+      images-<source>-000.tar, ...                # with images: the source image files
+      croissant.json  DATASHEET.md  CITATION.cff
+      manifest.json                               # md5 + sha256 + bytes of every file
+      .publish/deposit.json                       # the merged Zenodo deposit metadata
+      .publish/state.json                         # the deposit's resumable state
+
+The layout is flat because a Zenodo record has no folders: file names are the record's keys and
+the ``contentUrl`` of ``croissant.json``. Archives are uncompressed tar shards of at most
+``max_archive_bytes``; the whole set must stay within Zenodo's limits (100 files, 50 GB per
+record) or the build stops before writing anything large. The folder is built beside ``OUT``
+and swapped in at the end, so a failed build leaves a previous package (and its deposit state)
+as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import shutil
+import tarfile
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from mfcurate import __version__
+from mfcurate.dataset import MANIFEST, Dataset, atomic_write_bytes, atomic_write_json
+from mfcurate.errors import MfcurateError
+from mfcurate.export._filters import ObjectFilter
+from mfcurate.export.parquet_export import write_tables
+from mfcurate.publish.citation import build_citation
+from mfcurate.publish.croissant import build_croissant, validate_croissant
+from mfcurate.publish.datasheet import build_datasheet
+from mfcurate.publish.licenses import resolve_license
+from mfcurate.publish.metadata import check_deposit_metadata, merge_metadata
+from mfcurate.report.stats import IMG_COLS, OBJ_COLS, stats_from_tables
+
+PACKAGE_MANIFEST = "manifest.json"
+PACKAGE_FORMAT = "mfcurate-publish-package"
+STATE_DIR = ".publish"
+ZENODO_MAX_FILES = 100
+ZENODO_MAX_RECORD_BYTES = 50 * 10**9
+
+
+class PackageError(MfcurateError, ValueError):
+    """The package cannot be built within the limits, or a packaged file is corrupt."""
+
+
+def file_digests(path: Path, chunk: int = 1 << 20) -> tuple[str, str, int]:
+    """``(md5_hex, sha256_hex, bytes)`` of a file, read once in chunks."""
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    n = 0
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            md5.update(block)
+            sha.update(block)
+            n += len(block)
+    return md5.hexdigest(), sha.hexdigest(), n
+
+
+def plan_shards(items: Sequence[tuple[str, Path, int]], max_bytes: int
+                ) -> list[list[tuple[str, Path, int]]]:
+    """Group ``(arcname, path, size)`` items, in order, into shards of at most ``max_bytes``.
+
+    A single item larger than ``max_bytes`` gets a shard of its own.  Tar overhead is
+    counted conservatively (a header and a PAX header per member, block padding, and the
+    10 KiB end-of-archive record), so a shard's file never exceeds ``max_bytes``.
+    """
+    shards: list[list[tuple[str, Path, int]]] = []
+    cur: list[tuple[str, Path, int]] = []
+    size = 0
+    budget = max_bytes - 10240
+    for it in items:
+        need = 1536 + ((it[2] + 511) // 512) * 512
+        if cur and size + need > budget:
+            shards.append(cur)
+            cur, size = [], 0
+        cur.append(it)
+        size += need
+    if cur:
+        shards.append(cur)
+    return shards
+
+
+def _write_tar(path: Path, members: Sequence[tuple[str, Path, int]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        for arcname, p, _ in members:
+            tar.add(p, arcname=arcname, recursive=False)
+    tmp.replace(path)
+
+
+@dataclass
+class PackageResult:
+    """What :func:`build_package` made.
+
+    Attributes:
+        out_dir: the package folder.
+        files: manifest entries (``path``, ``kind``, ``bytes``, ``md5``, ``sha256``).
+        license: SPDX id of the release licence.
+        deposit_metadata: the merged Zenodo metadata (also in ``.publish/deposit.json``).
+        problems: metadata problems that would stop a real publish (fine for a dry run).
+        warnings: licence and validator warnings.
+        reused: True when an identical package already existed and was kept.
+    """
+
+    out_dir: Path
+    files: list[dict[str, Any]]
+    license: str
+    deposit_metadata: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    reused: bool = False
+
+    @property
+    def total_bytes(self) -> int:
+        """Sum of all file sizes (manifest.json included)."""
+        return sum(int(f["bytes"]) for f in self.files) + \
+            (self.out_dir / PACKAGE_MANIFEST).stat().st_size
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "dataset"
+
+
+def build_package(
+    dataset: Dataset | Path | str,
+    out_dir: Path | str,
+    *,
+    version: str = "1.0.0",
+    license: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    include_crops: bool = False,
+    crop_size: int = 128,
+    include_images: bool = False,
+    max_archive_bytes: int = 10 * 10**9,
+    max_files: int = ZENODO_MAX_FILES,
+    max_record_bytes: int = ZENODO_MAX_RECORD_BYTES,
+    filters: Mapping[str, Any] | None = None,
+    rebuild: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> PackageResult:
+    """Build (or reuse) the upload set of a dataset in ``out_dir``.
+
+    Args:
+        dataset: a :class:`Dataset` or its folder.
+        out_dir: package folder.
+        version: release version (semver recommended).
+        license: upward-only licence override (``--license``).
+        metadata: the publisher's deposit fields (title, creators, description...).
+        include_crops: add PNG crops (+ masks) around objects as tar shards.
+        crop_size: crop side in level-0 px.
+        include_images: add the source image files as tar shards (mind the sources' terms).
+        max_archive_bytes: largest tar shard.
+        max_files: Zenodo's file limit per record.
+        max_record_bytes: Zenodo's size limit per record.
+        filters: object filters (see :class:`~mfcurate.export._filters.ObjectFilter`).
+        rebuild: rebuild even if an identical package exists.
+        log: optional progress messages.
+
+    Returns:
+        The :class:`PackageResult`.
+
+    Raises:
+        PackageError: the release would exceed the file-count or size limit.
+        LicenseError: the sources' licences cannot be combined.
+    """
+    say = log or (lambda _m: None)
+    ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
+    out = Path(out_dir)
+    user_md = dict(metadata or {})
+    options = {"version": version, "license": license, "metadata": user_md,
+               "include_crops": include_crops, "crop_size": crop_size,
+               "include_images": include_images, "max_archive_bytes": max_archive_bytes,
+               "filters": dict(filters or {})}
+    fingerprint = hashlib.sha256(
+        (ds.root / MANIFEST).read_bytes() + json.dumps(options, sort_keys=True,
+                                                        default=str).encode()).hexdigest()
+    existing = _existing(out, fingerprint)
+    if existing is not None and not rebuild:
+        say(f"package in {out} is up to date; reusing it")
+        return existing
+    flt = ObjectFilter.from_options(ds, **dict(filters or {}))
+    if not ds.sources:
+        raise PackageError(f"{ds.root}: the dataset is empty; ingest a source first")
+    res = resolve_license({k: str(ds.source_info(k).get("license", "unknown"))
+                           for k in (flt.sources or ds.sources)}, license)
+    title = str(user_md.get("title") or f"mfcurate mitotic-figure nuclei dataset {version}")
+    creators = list(user_md.get("creators") or [])
+    build = out.with_name(f".{out.name}.build-{uuid.uuid4().hex[:8]}")
+    build.mkdir(parents=True)
+    try:
+        entries: list[dict[str, Any]] = []
+        say("writing tables")
+        write_tables(ds, build, flt)
+        stats = stats_from_tables(pq.read_table(build / "images.parquet",
+                                                columns=IMG_COLS),
+                                  [pq.read_table(build / "objects.parquet",
+                                                 columns=OBJ_COLS)],
+                                  {k: ds.source_info(k) for k in ds.sources})
+        summary = stats.summary()
+        sources = stats.sources
+        deposit_md = merge_metadata(user_md, resolution=res, sources=sources, summary=summary,
+                                    version=version)
+        entries += [{"path": "images.parquet", "kind": "table"},
+                    {"path": "objects.parquet", "kind": "table"}]
+        shard_jobs: list[tuple[str, str, list[list[tuple[str, Path, int]]]]] = []
+        if include_crops:
+            from mfcurate.export.crops import export_crops
+
+            say("cutting crops")
+            work = build / STATE_DIR / "crops"
+            export_crops(ds, work, size_px=crop_size, **dict(filters or {}))
+            shutil.move(str(work / "crops" / "index.parquet"), build / "crops-index.parquet")
+            entries.append({"path": "crops-index.parquet", "kind": "table"})
+            items = [(p.relative_to(work).as_posix(), p, p.stat().st_size)
+                     for p in sorted((work / "crops").rglob("*.png"))]
+            shard_jobs.append(("crops", "crops", plan_shards(items, max_archive_bytes)))
+        if include_images:
+            for src in sorted(sources):
+                rows = ds.images(sources=[src]).to_pylist()
+                if flt.splits:
+                    rows = [r for r in rows if r["split"] in flt.splits]
+                items = []
+                for r in rows:
+                    p = ds.image_path(r)
+                    if p.exists():
+                        items.append((f"{src}/{r['path']}", p, p.stat().st_size))
+                shard_jobs.append((f"images-{_slug(src)}", "images",
+                                   plan_shards(items, max_archive_bytes)))
+        n_files = len(entries) + sum(len(s) for _, _, s in shard_jobs) + 4  # + docs, manifest
+        if n_files > max_files:
+            raise PackageError(f"the release would have {n_files} files, over the limit of "
+                               f"{max_files} per record; raise --archive-size (now "
+                               f"{max_archive_bytes:,} bytes)")
+        planned = sum(it[2] for _, _, shards in shard_jobs for s in shards for it in s) + \
+            sum((build / e["path"]).stat().st_size for e in entries)
+        if planned > max_record_bytes:
+            raise PackageError(f"the release would hold {planned:,} bytes, over the limit of "
+                               f"{max_record_bytes:,} per record; publish sources separately "
+                               "(--source) or leave out images")
+        for prefix, content, shards in shard_jobs:
+            for i, members in enumerate(shards):
+                name = f"{prefix}-{i:03d}.tar"
+                say(f"packing {name} ({len(members)} files)")
+                _write_tar(build / name, members)
+                entries.append({"path": name, "kind": "archive", "content": content,
+                                "members": "**/*.png" if content == "crops" else "**/*"})
+        for e in entries:
+            e["md5"], e["sha256"], e["bytes"] = file_digests(build / e["path"])
+        today = dt.date.today().isoformat()
+        cite_as = "; ".join([f"{title} (version {version})"] +
+                            [str(v.get("citation", "")) for v in sources.values()])
+        croissant = build_croissant(
+            name=_slug(title), description=re.sub(r"<[^>]+>", " ", deposit_md["description"]),
+            url=str(user_md.get("url") or "https://zenodo.org/"),
+            license_url=res.license.url, creators=creators, date_published=today,
+            version=version, cite_as=cite_as, files=entries, keywords=deposit_md["keywords"],
+            rai={"dataCollection": "Derived from public mitotic-figure datasets (see "
+                                   "DATASHEET.md); masks made as listed under mask_origin.",
+                 "personalSensitiveInformation": "None: de-identified histology images from "
+                                                 "public datasets; no patient data."})
+        atomic_write_json(build / "croissant.json", croissant)
+        warnings = list(res.warnings) + validate_croissant(build / "croissant.json")
+        atomic_write_bytes(build / "DATASHEET.md", build_datasheet(
+            title=title, version=version, stats=stats, resolution=res, files=entries,
+            description=str(user_md.get("description") or "")).encode())
+        atomic_write_bytes(build / "CITATION.cff", build_citation(
+            title=title, version=version, date_released=today, license_spdx=res.license.spdx,
+            creators=creators, sources=sources, keywords=deposit_md["keywords"]).encode())
+        for name, kind in (("croissant.json", "metadata"), ("DATASHEET.md", "metadata"),
+                           ("CITATION.cff", "metadata")):
+            md5, sha, n = file_digests(build / name)
+            entries.append({"path": name, "kind": kind, "md5": md5, "sha256": sha, "bytes": n})
+        shutil.rmtree(build / STATE_DIR / "crops", ignore_errors=True)
+        files_sorted = sorted(entries, key=lambda e: str(e["path"]))
+        manifest: dict[str, Any] = {
+            "format": PACKAGE_FORMAT, "mfcurate_version": __version__,
+            "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+            "fingerprint": fingerprint, "dataset": str(ds.root), "version": version,
+            "title": title, "license": res.license.spdx,
+            "sources": {k: {f: v.get(f) for f in ("name", "citation", "doi", "license",
+                                                  "homepage", "counts")}
+                        for k, v in sorted(sources.items())},
+            "counts": summary | {"area_um2": summary["area_um2"]},
+            "files": files_sorted,
+        }
+        atomic_write_json(build / PACKAGE_MANIFEST, manifest)
+        atomic_write_json(build / STATE_DIR / "deposit.json", deposit_md)
+        _swap_in(build, out)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return PackageResult(out, files_sorted, res.license.spdx, deposit_md,
+                         problems=check_deposit_metadata(deposit_md), warnings=warnings)
+
+
+def _swap_in(build: Path, out: Path) -> None:
+    """Replace ``out`` by ``build``, keeping an existing deposit state."""
+    old_state = out / STATE_DIR / "state.json"
+    if old_state.exists():
+        (build / STATE_DIR).mkdir(exist_ok=True)
+        shutil.copy2(old_state, build / STATE_DIR / "state.json")
+    if out.exists():
+        trash = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        out.replace(trash)
+        build.replace(out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        build.replace(out)
+
+
+def load_package(out_dir: Path | str) -> dict[str, Any]:
+    """Read a package's ``manifest.json``."""
+    p = Path(out_dir) / PACKAGE_MANIFEST
+    try:
+        m = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise PackageError(f"{p.parent}: no package here (run `mfcurate publish --dry-run`)"
+                           ) from None
+    except json.JSONDecodeError as exc:
+        raise PackageError(f"{p}: invalid JSON ({exc})") from None
+    if m.get("format") != PACKAGE_FORMAT:
+        raise PackageError(f"{p}: not an mfcurate publish package manifest")
+    return dict(m)
+
+
+def verify_package(out_dir: Path | str) -> list[str]:
+    """Check every packaged file against its md5/sha256/size; return the problems."""
+    out = Path(out_dir)
+    problems = []
+    for e in load_package(out)["files"]:
+        p = out / e["path"]
+        if not p.exists():
+            problems.append(f"{e['path']}: missing")
+            continue
+        md5, sha, n = file_digests(p)
+        if (md5, sha, n) != (e["md5"], e["sha256"], e["bytes"]):
+            problems.append(f"{e['path']}: checksum or size differs from manifest.json")
+    return problems
+
+
+def _existing(out: Path, fingerprint: str) -> PackageResult | None:
+    try:
+        m = load_package(out)
+    except PackageError:
+        return None
+    if m.get("fingerprint") != fingerprint or verify_package(out):
+        return None
+    dep = out / STATE_DIR / "deposit.json"
+    md = json.loads(dep.read_text()) if dep.exists() else {}
+    return PackageResult(out, m["files"], m["license"], md,
+                         problems=check_deposit_metadata(md), reused=True)
