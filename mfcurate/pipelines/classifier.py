@@ -136,6 +136,11 @@ def score_step(ctx: StepContext, *, detections: str | None = None, split: str = 
     det = detections or ctx.state.get("candidates_csv") or \
         str(ctx.work_dir / "detections" / "candidates.csv")
     keys = ctx.state.get("detected_images")
+    summary = Path(det).parent / "summary.json"
+    if keys is None and summary.exists():  # a rerun that skipped the detect step
+        import json
+
+        keys = list(json.loads(summary.read_text())["images"])
     res = score_detections(det, ctx.dataset, split=split, threshold=threshold, mpp=mpp,
                            image_keys=keys)
     out_dir = _path(ctx, out)
