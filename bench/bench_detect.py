@@ -20,11 +20,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mfcurate.classifier.detect import DetectConfig, ImageJob, run_detection  # noqa: E402
-from mfcurate.classifier.model import MaskFusedResNet18  # noqa: E402
-from mfcurate.segment import Instance  # noqa: E402
-from mfcurate.synth import render_tissue  # noqa: E402
-from mfcurate.synth.images import write_png  # noqa: E402
+from mfcurate.classifier.detect import DetectConfig, ImageJob, run_detection
+from mfcurate.classifier.model import MaskFusedResNet18
+from mfcurate.segment import Instance
+from mfcurate.synth import render_tissue
+from mfcurate.synth.images import write_png
 
 
 class _DarkBlobs:
@@ -43,12 +43,11 @@ class _DarkBlobs:
 
 
 def _segmenter() -> tuple[object, str]:
-    try:
-        from mfcurate.segment.auto import make_auto_segmenter
+    import importlib.util
 
+    if importlib.util.find_spec("mfcurate.segment.auto") is not None:
         return {"kind": "classical"}, "classical (mfcurate.segment.auto)"
-    except ImportError:
-        return _DarkBlobs(), "dark-blob threshold (mfcurate.segment.auto not available)"
+    return _DarkBlobs(), "dark-blob threshold (mfcurate.segment.auto not available)"
 
 
 def main() -> None:

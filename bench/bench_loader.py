@@ -24,9 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mfcurate.classifier.patches import PatchConfig, PatchStore, build_patch_store  # noqa: E402
-from mfcurate.classifier.train import MitosisModule, TrainConfig, make_loader  # noqa: E402
-from mfcurate.synth.classifier_data import SyntheticSplit, build_classifier_dataset  # noqa: E402
+from mfcurate.classifier.patches import PatchConfig, PatchStore, build_patch_store
+from mfcurate.classifier.train import MitosisModule, TrainConfig, make_loader
+from mfcurate.synth.classifier_data import SyntheticSplit, build_classifier_dataset
 
 BATCH = 64
 STEPS = 12

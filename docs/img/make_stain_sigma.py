@@ -25,8 +25,9 @@ OUT = Path(__file__).with_name("stain_sigma.png")
 
 
 def main() -> None:
+    """Render the figure."""
     rng = np.random.default_rng(4)
-    rgb, planted = render_tissue(rng, 160, 160, mpp=0.25, n_mitotic=1, n_mitotic_like=1)
+    rgb, _planted = render_tissue(rng, 160, 160, mpp=0.25, n_mitotic=1, n_mitotic_like=1)
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].double() / 255.0
     sigmas = [0.014, 0.05, 0.14]
     cols = ["original", "α=1−σ, β=−σ", "α=1+σ, β=+σ", "random 1", "random 2", "random 3"]
@@ -52,7 +53,7 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(OUT)
     plt.close(fig)
-    print(f"wrote {OUT}")
+    print(f"wrote {OUT}")  # noqa: T201 - a script
 
 
 if __name__ == "__main__":
