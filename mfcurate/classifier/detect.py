@@ -142,8 +142,10 @@ class Ensemble:
             x = (x.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
             m = torch.from_numpy(np.ascontiguousarray(mask[i:i + batch_size]))
             m = m.to(self.device)[:, None].float()
-            probs = torch.stack([torch.softmax(model(x, m).float(), 1)[:, 1]
-                                 for model in self.models])
+            with torch.autocast(device_type=self.device.type, dtype=torch.float16,
+                                enabled=self.device.type == "cuda"):
+                probs = torch.stack([torch.softmax(model(x, m).float(), 1)[:, 1]
+                                     for model in self.models])
             out[i:i + batch_size] = probs.mean(0).cpu().numpy()
         return out
 
@@ -301,11 +303,11 @@ def detect_task(payload: dict[str, Any]) -> pa.Table:
     from mfcurate.io import open_image
 
     cfg = DetectConfig(**payload["config"])
-    ens = _ensemble(payload["models"], cfg.device)
-    seg = _segmenter(payload["segmenter"])
     src = open_image(payload["path"])
     try:
         mpp = _image_mpp(src, payload["path"], payload.get("mpp"))
+        ens = _ensemble(payload["models"], cfg.device)
+        seg = _segmenter(payload["segmenter"])
         if cfg.all_tiles:
             tiles = grid_tiles(src.width, src.height, cfg.tile, cfg.overlap)
         else:

@@ -136,3 +136,27 @@ def test_hotspot_count() -> None:
     assert h["count"] == 2 and h["radius_um"] == pytest.approx(868.56, abs=0.01)
     assert hotspot_count([], (0.25, 0.25))["count"] == 0
     assert hotspot_count([[0, 0], [2000, 0]], (0.5, 0.5))["count"] == 1  # 1000 µm apart
+
+
+def test_detect_cli_errors(trained: dict[str, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mfcurate.cli import app
+    from mfcurate.synth.images import write_png
+
+    runner = CliRunner()
+    img = tmp_path / "nompp.png"
+    write_png(img, np.full((64, 64, 3), 200, np.uint8))  # no resolution in the file
+    r = runner.invoke(app, ["detect", str(img), "--out", str(tmp_path / "d")])
+    assert r.exit_code == 2 and "--models" in r.output
+    r = runner.invoke(app, ["detect", str(tmp_path / "missing.png"), "--models",
+                            str(trained["run"]), "--out", str(tmp_path / "d")])
+    assert r.exit_code == 1 and "missing.png" in r.output
+    r = runner.invoke(app, ["detect", str(img), "--models", str(trained["run"]),
+                            "--all-tiles", "--out", str(tmp_path / "d")])
+    assert r.exit_code == 1 and "µm/px" in r.output and "nompp.png" in r.output
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"junk")
+    r = runner.invoke(app, ["detect", str(img), "--models", str(bad), "--mpp", "0.5",
+                            "--out", str(tmp_path / "d")])
+    assert r.exit_code == 1 and "bad.pt" in r.output
