@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -179,15 +179,14 @@ def _array_reader(arr: npt.NDArray[np.uint8], ox: int, oy: int
 
 @dataclass
 class Candidate:
-    """One segmented object in level-0 coordinates."""
+    """One segmented object in level-0 coordinates, with its ensemble score once classified."""
 
     x: float
     y: float
     area_px: int
     seg_score: float
     origin: str
-    rgb: npt.NDArray[np.uint8] = field(repr=False)
-    mask: npt.NDArray[np.uint8] = field(repr=False)
+    score: float = float("nan")
 
 
 def _touches_inner_edge(inst: Instance, tx: int, ty: int, tw: int, th: int,
@@ -203,31 +202,55 @@ def _touches_inner_edge(inst: Instance, tx: int, ty: int, tw: int, th: int,
                 or (c1 >= tw - 1 and tx + tw < width) or (r1 >= th - 1 and ty + th < height))
 
 
-def image_candidates(src: Any, segmenter: AutoSegmenter, patch: PatchConfig,
-                     cfg: DetectConfig, mpp: tuple[float, float],
-                     tiles: Iterable[tuple[int, int, int, int]]) -> list[Candidate]:
-    """Segment every tile and cut the classifier's patch of each kept object."""
+def tile_candidates(src: Any, segmenter: AutoSegmenter, patch: PatchConfig,
+                    mpp: tuple[float, float], tile: tuple[int, int, int, int]
+                    ) -> tuple[list[Candidate], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """Segment one tile; return its kept objects and their classifier patches.
+
+    Returns:
+        ``(candidates, rgb (N, S, S, 3), mask (N, S, S))``.
+    """
+    tx, ty, tw, th = tile
     fx = patch.mpp / mpp[0]
     fy = patch.mpp / mpp[1]
     margin = math.ceil(patch.size_px / 2 * max(fx, fy)) + 8
     seg_mpp = math.sqrt(mpp[0] * mpp[1])
+    arr = src.read_region(tx - margin, ty - margin, tw + 2 * margin, th + 2 * margin)
+    tile_rgb = np.ascontiguousarray(arr[margin:margin + th, margin:margin + tw])
+    read = _array_reader(arr, tx - margin, ty - margin)
     cands: list[Candidate] = []
-    for tx, ty, tw, th in tiles:
-        arr = src.read_region(tx - margin, ty - margin, tw + 2 * margin, th + 2 * margin)
-        tile_rgb = np.ascontiguousarray(arr[margin:margin + th, margin:margin + tw])
-        read = _array_reader(arr, tx - margin, ty - margin)
-        for inst in segmenter.segment_tile(tile_rgb, seg_mpp):
-            if _touches_inner_edge(inst, tx, ty, tw, th, src.width, src.height):
-                continue
-            ys, xs = np.nonzero(inst.mask)
-            if xs.size == 0:
-                continue
-            ox, oy = tx + inst.offset_xy[0], ty + inst.offset_xy[1]
-            cx, cy = ox + xs.mean() + 0.5, oy + ys.mean() + 0.5
-            rgb, m = resample_patch(read, (cx, cy), mpp, patch, inst.mask.astype(bool), (ox, oy))
-            cands.append(Candidate(float(cx), float(cy), int(xs.size), float(inst.score),
-                                   inst.origin, rgb, m))
-    return _dedup(cands, cfg.dedup_um / seg_mpp)
+    rgbs: list[npt.NDArray[np.uint8]] = []
+    masks: list[npt.NDArray[np.uint8]] = []
+    for inst in segmenter.segment_tile(tile_rgb, seg_mpp):
+        if _touches_inner_edge(inst, tx, ty, tw, th, src.width, src.height):
+            continue
+        ys, xs = np.nonzero(inst.mask)
+        if xs.size == 0:
+            continue
+        ox, oy = tx + inst.offset_xy[0], ty + inst.offset_xy[1]
+        cx, cy = ox + xs.mean() + 0.5, oy + ys.mean() + 0.5
+        rgb, m = resample_patch(read, (cx, cy), mpp, patch, inst.mask.astype(bool), (ox, oy))
+        cands.append(Candidate(float(cx), float(cy), int(xs.size), float(inst.score),
+                               inst.origin))
+        rgbs.append(rgb)
+        masks.append(m)
+    s = patch.size_px
+    return (cands, np.stack(rgbs) if rgbs else np.zeros((0, s, s, 3), np.uint8),
+            np.stack(masks) if masks else np.zeros((0, s, s), np.uint8))
+
+
+def classify_image(src: Any, segmenter: AutoSegmenter, ensemble: Ensemble,
+                   cfg: DetectConfig, mpp: tuple[float, float],
+                   tiles: Iterable[tuple[int, int, int, int]]) -> list[Candidate]:
+    """Segment and classify tile by tile (memory bounded by one tile), then merge duplicates."""
+    out: list[Candidate] = []
+    for tile in tiles:
+        cands, rgb, mask = tile_candidates(src, segmenter, ensemble.patch, mpp, tile)
+        scores = ensemble.predict(rgb, mask, cfg.batch_size)
+        for c, sc in zip(cands, scores, strict=True):
+            c.score = float(sc)
+        out.extend(cands)
+    return _dedup(out, cfg.dedup_um / math.sqrt(mpp[0] * mpp[1]))
 
 
 def _dedup(cands: list[Candidate], radius_px: float) -> list[Candidate]:
@@ -314,18 +337,13 @@ def detect_task(payload: dict[str, Any]) -> pa.Table:
             from mfcurate.segment.tissue import tissue_tiles
 
             tiles = list(tissue_tiles(src, tile=cfg.tile, overlap=cfg.overlap))
-        cands = image_candidates(src, seg, ens.patch, cfg, mpp, tiles)
+        cands = classify_image(src, seg, ens, cfg, mpp, tiles)
     finally:
         src.close()
-    scores = ens.predict(np.stack([c.rgb for c in cands]) if cands else
-                         np.zeros((0, ens.patch.size_px, ens.patch.size_px, 3), np.uint8),
-                         np.stack([c.mask for c in cands]) if cands else
-                         np.zeros((0, ens.patch.size_px, ens.patch.size_px), np.uint8),
-                         cfg.batch_size)
     area = mpp[0] * mpp[1]
     return pa.table({
         "image": [payload["name"]] * len(cands), "x": [c.x for c in cands],
-        "y": [c.y for c in cands], "score": scores.tolist(),
+        "y": [c.y for c in cands], "score": [c.score for c in cands],
         "area_um2": [c.area_px * area for c in cands],
         "seg_score": [c.seg_score for c in cands], "origin": [c.origin for c in cands],
     }, schema=CANDIDATE_SCHEMA.with_metadata({
