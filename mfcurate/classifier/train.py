@@ -197,13 +197,18 @@ class MitosisModule(L.LightningModule):
 
     def prepare(self, rgb: torch.Tensor, mask: torch.Tensor,
                 train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 batch -> normalised float input (augmented when ``train``)."""
-        x = rgb.float() / 255.0
-        m = mask.float()
-        if train:
-            x, m = random_dihedral(x, m, self.cfg.hflip, self.cfg.vflip, self.cfg.rot90)
-            x = random_stain(x, self.cfg.stain_sigma)
-        return ((x - self.mean) / self.std).contiguous(), m.contiguous()
+        """uint8 batch -> normalised float input (augmented when ``train``).
+
+        Runs in float32 even under mixed precision (the stain round trip through optical
+        density is not meant for float16).
+        """
+        with torch.autocast(device_type=rgb.device.type, enabled=False):
+            x = rgb.float() / 255.0
+            m = mask.float()
+            if train:
+                x, m = random_dihedral(x, m, self.cfg.hflip, self.cfg.vflip, self.cfg.rot90)
+                x = random_stain(x, self.cfg.stain_sigma)
+            return ((x - self.mean) / self.std).contiguous(), m.contiguous()
 
     def forward(self, rgb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Logits of a prepared batch."""
