@@ -26,7 +26,7 @@ from mfcurate.adapters.sliderunner import (
 )
 from mfcurate.errors import SourceFormatError, SourceNotFoundError
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord
-from mfcurate.schemas.vocab import Label, LabelOrigin, Split
+from mfcurate.schemas.vocab import Label, Split
 
 #: Persons whose "votes" are not a human's opinion: machine detectors and consensus rows.
 NON_VOTERS: tuple[str, ...] = ("retinanet", "consensus")
@@ -203,14 +203,9 @@ class SlideRunnerWSISource(SourceAdapter):
             if label is None:
                 self.skipped_non_cells += 1
                 continue
-            what = f"{img.image_key}/{sp.uid}"
-            box = self.clipped(self.point_box(sp.x, sp.y, img.mpp_x), img.width, img.height,
-                               what)
-            if box is None:
-                continue
-            yield ObjectRecord(
-                object_key=what, image_key=img.image_key, source=self.key,
-                source_annotation_id=str(sp.uid), source_file=src, label=label.value,
-                source_label=name, label_origin=LabelOrigin.CENTROID.value,
-                votes=vote_records(sp), centroid_xy=(sp.x, sp.y), bbox_xyxy=box,
+            rec = self.point_object(
+                img, str(sp.uid), sp.x, sp.y, label=label.value, source_label=name,
+                source_file=src, votes=vote_records(sp),
                 extra=self.extra_json(class_id=sp.class_id, database=self.variant))
+            if rec is not None:
+                yield rec

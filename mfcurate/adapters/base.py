@@ -23,6 +23,7 @@ from mfcurate.geometry import BoxXYXY, box_around, box_is_valid, clip_box
 from mfcurate.io.reader import ImageInfo, probe_image
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord, images_table, objects_table
 from mfcurate.schemas.validate import validate_images, validate_objects
+from mfcurate.schemas.vocab import LabelOrigin
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,35 @@ class SourceAdapter(abc.ABC):
             self.dropped.append(what)
             return None
         return c
+
+    def point_object(
+        self,
+        img: ImageRecord,
+        ann_id: str,
+        x: float,
+        y: float,
+        *,
+        label: str,
+        source_label: str | None,
+        source_file: str | None,
+        votes: Sequence[dict[str, str | None]] | None = None,
+        confidence: float | None = None,
+        extra: str | None = None,
+    ) -> ObjectRecord | None:
+        """The object of a point annotation at ``(x, y)`` on ``img``.
+
+        Its box is :meth:`point_box` through the image's µm/px, clipped to the image; None
+        (and a note in :attr:`dropped`) when the box lies wholly outside the image.
+        """
+        key = f"{img.image_key}/{ann_id}"
+        box = self.clipped(self.point_box(x, y, img.mpp_x), img.width, img.height, key)
+        if box is None:
+            return None
+        return ObjectRecord(
+            object_key=key, image_key=img.image_key, source=self.key,
+            source_annotation_id=str(ann_id), source_file=source_file, label=label,
+            source_label=source_label, label_origin=LabelOrigin.CENTROID.value, votes=votes,
+            confidence=confidence, centroid_xy=(x, y), bbox_xyxy=box, extra=extra)
 
     @staticmethod
     def extra_json(**fields: Any) -> str | None:

@@ -249,16 +249,12 @@ class ICPR2012(SourceAdapter):
             what = f"{img.image_key}/{o.ann_id}"
             if o.pixels is None or o.center is not None:
                 cx, cy = o.center or (0.0, 0.0)
-                box = self.clipped(self.point_box(cx, cy, img.mpp_x), img.width, img.height,
-                                   what)
-                if box is None:
-                    continue
-                yield ObjectRecord(
-                    object_key=what, image_key=img.image_key, source=self.key,
-                    source_annotation_id=o.ann_id, source_file=o.source_file,
-                    label=Label.MITOTIC_FIGURE.value, source_label="Mitosis",
-                    label_origin=LabelOrigin.CENTROID.value, centroid_xy=(cx, cy),
-                    bbox_xyxy=box, extra=self.extra_json(database=o.source_file))
+                point = self.point_object(
+                    img, o.ann_id, cx, cy, label=Label.MITOTIC_FIGURE.value,
+                    source_label="Mitosis", source_file=o.source_file,
+                    extra=self.extra_json(database=o.source_file))
+                if point is not None:
+                    yield point
                 continue
             rec = _pixels_to_mask(o.pixels, self.pixel_order, img.width, img.height)
             if rec is None:

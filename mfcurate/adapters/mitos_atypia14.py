@@ -15,7 +15,7 @@ from mfcurate.adapters.base import SourceAdapter, SourceInfo
 from mfcurate.adapters.sliderunner import read_sliderunner
 from mfcurate.errors import SourceNotFoundError, UsageError
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord
-from mfcurate.schemas.vocab import Label, LabelOrigin, Split
+from mfcurate.schemas.vocab import Label, Split
 
 #: Scanner letter -> (scanner, nominal µm/px of the x40 frames).
 SCANNERS = {"A": ("Aperio ScanScope XT", 0.2455), "H": ("Hamamatsu NanoZoomer 2.0-HT", 0.2273)}
@@ -190,13 +190,9 @@ class MitosAtypia14(SourceAdapter):
         _, anns = self._collect()
         for a in anns:
             img = records[a.frame]
-            what = f"{img.image_key}/{a.ann_id}"
-            box = self.clipped(self.point_box(a.x, a.y, img.mpp_x), img.width, img.height, what)
-            if box is None:
-                continue
-            yield ObjectRecord(
-                object_key=what, image_key=img.image_key, source=self.key,
-                source_annotation_id=a.ann_id, source_file=a.source_file, label=a.label.value,
-                source_label=a.source_label, label_origin=LabelOrigin.CENTROID.value,
-                votes=a.votes, confidence=a.confidence, centroid_xy=(a.x, a.y), bbox_xyxy=box,
+            rec = self.point_object(
+                img, a.ann_id, a.x, a.y, label=a.label.value, source_label=a.source_label,
+                source_file=a.source_file, votes=a.votes, confidence=a.confidence,
                 extra=self.extra_json(line=a.line))
+            if rec is not None:
+                yield rec

@@ -17,7 +17,7 @@ from mfcurate.adapters.sliderunner import read_sliderunner
 from mfcurate.errors import SourceFormatError, SourceNotFoundError, UsageError
 from mfcurate.io.reader import probe_image
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord
-from mfcurate.schemas.vocab import Label, LabelOrigin, Split
+from mfcurate.schemas.vocab import Label, Split
 
 #: Side of the HPF tiles of cases 01-23 (the stitched images are mosaics of these).
 TILE_PX = 2000
@@ -329,12 +329,8 @@ class TUPAC16(SourceAdapter):
         _, anns = self._collect()
         for a in anns:
             img = records[a.image_id]
-            what = f"{img.image_key}/{a.ann_id}"
-            box = self.clipped(self.point_box(a.x, a.y, img.mpp_x), img.width, img.height, what)
-            if box is None:
-                continue
-            yield ObjectRecord(
-                object_key=what, image_key=img.image_key, source=self.key,
-                source_annotation_id=a.ann_id, source_file=a.source_file, label=a.label.value,
-                source_label=a.source_label, label_origin=LabelOrigin.CENTROID.value,
-                votes=a.votes, centroid_xy=(a.x, a.y), bbox_xyxy=box, extra=a.extra)
+            rec = self.point_object(
+                img, a.ann_id, a.x, a.y, label=a.label.value, source_label=a.source_label,
+                source_file=a.source_file, votes=a.votes, extra=a.extra)
+            if rec is not None:
+                yield rec
