@@ -160,3 +160,17 @@ def test_detect_cli_errors(trained: dict[str, Path], tmp_path: Path) -> None:
     r = runner.invoke(app, ["detect", str(img), "--models", str(bad), "--mpp", "0.5",
                             "--out", str(tmp_path / "d")])
     assert r.exit_code == 1 and "bad.pt" in r.output
+
+
+def test_training_resumes_and_refuses_other_settings(trained: dict[str, Path]) -> None:
+    from mfcurate.errors import UsageError
+
+    model = trained["run"] / "seed-11" / "model.pt"
+    before = model.stat().st_mtime_ns
+    cfg = TrainConfig(epochs=3, batch_size=32, samples_per_epoch=192, balance="sampler",
+                      train_splits=["train"], val_fraction=0.2, seed=11)
+    res = train_ensemble(trained["store"], trained["run"], cfg)  # done already: no training
+    assert model.stat().st_mtime_ns == before and res[0].model_path == model
+    cfg.lr = 0.5
+    with pytest.raises(UsageError, match="other settings"):
+        train_ensemble(trained["store"], trained["run"], cfg)
