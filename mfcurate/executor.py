@@ -59,6 +59,18 @@ def _is_complete(path: Path) -> bool:
     return True
 
 
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Delete temporary files a killed run left behind (``.<name>.<id>.tmp``).
+
+    Runs sharing an output folder must not overlap in time (one command at a time).
+    """
+    for p in out_dir.glob(".*.tmp"):
+        try:
+            p.unlink()
+        except FileNotFoundError:  # pragma: no cover - removed concurrently
+            pass
+
+
 def _run_one(fn: TaskFn, task: Task, out: str) -> tuple[str, int]:
     """Worker side: run the task, write its table atomically, return (key, rows)."""
     table = fn(task.payload)
@@ -94,6 +106,7 @@ def run_tasks(
     if len(set(keys)) != len(keys):
         raise ValueError("task keys must be unique")
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out_dir)
     outputs = [task_output(out_dir, t.key) for t in tasks]
     todo = [(t, o) for t, o in zip(tasks, outputs, strict=True) if not _is_complete(o)]
     if progress is not None:

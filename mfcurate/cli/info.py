@@ -62,19 +62,17 @@ def print_counts(ds: object) -> None:
 
 
 def print_mask_summary(ds: object) -> None:
-    """Print mask coverage and QA states per source."""
+    """Print mask coverage, mask origins and the QA summary per source."""
     from rich.table import Table
 
     from mfcurate.dataset import Dataset
-    from mfcurate.pipelines.summary import mask_summary
+    from mfcurate.review.summary import QA_COLUMNS, qa_summary
 
     if not isinstance(ds, Dataset):
         return
     t = Table(title="masks and QA per source")
-    for col in ("source", "objects", "with mask", "mask origins", "QA states"):
-        t.add_column(col)
-    for r in mask_summary(ds):
-        t.add_row(r.source, f"{r.objects:,}", f"{r.with_mask:,}",
-                  ", ".join(f"{k} {v:,}" for k, v in sorted(r.by_origin.items())) or "-",
-                  ", ".join(f"{k} {v:,}" for k, v in sorted(r.by_qa_state.items())))
+    for col in QA_COLUMNS:
+        t.add_column(col, overflow="fold")
+    for r in qa_summary(ds):
+        t.add_row(*r.cells())
     console.print(t)

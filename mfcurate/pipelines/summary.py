@@ -1,4 +1,4 @@
-"""Count tables of a dataset: the OMG-Net Table 1 layout and the mask/QA summary."""
+"""The counts table of a dataset in the OMG-Net Table 1 layout."""
 
 from __future__ import annotations
 
@@ -47,34 +47,3 @@ def counts_table(ds: Dataset) -> list[CountRow]:
         ml = c.get(Label.MITOTIC_LIKE.value, 0)
         rows.append(CountRow(k[0], k[1], n_images.get(k, 0), mf, ml, sum(c.values()) - mf - ml))
     return rows
-
-
-@dataclass
-class MaskRow:
-    """Mask coverage and QA states of one source."""
-
-    source: str
-    objects: int
-    with_mask: int
-    by_origin: dict[str, int]
-    by_qa_state: dict[str, int]
-
-
-def mask_summary(ds: Dataset) -> list[MaskRow]:
-    """Per source: objects, objects with a mask, mask origins and QA states."""
-    out = []
-    for src in ds.sources:
-        n = 0
-        with_mask = 0
-        origins: dict[str, int] = defaultdict(int)
-        states: dict[str, int] = defaultdict(int)
-        for batch in ds.iter_objects(sources=[src], columns=["mask_origin", "qa_state"]):
-            n += batch.num_rows
-            for o, s in zip(batch.column("mask_origin").to_pylist(),
-                            batch.column("qa_state").to_pylist(), strict=True):
-                if o is not None:
-                    with_mask += 1
-                    origins[o] += 1
-                states[s] += 1
-        out.append(MaskRow(src, n, with_mask, dict(origins), dict(states)))
-    return out

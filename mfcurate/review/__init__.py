@@ -1,0 +1,1 @@
+"""The review round trip: export masks for people (QuPath GeoJSON, PNG overlays), read back."""
