@@ -1,0 +1,263 @@
+"""Benchmark of the harvest step (SAM-AUG).
+
+Prints, in one run on one machine:
+
+1. per 1024 tile, mfcurate's SAM generator against ``segment_anything.SamAutomaticMaskGenerator``
+   on the same model, the same tile and the same settings: seconds per tile, the speed-up
+   ratio, and the fraction of the stock masks reproduced (IoU >= 0.9);
+2. tiles/s of the classical backend;
+3. the fraction of a slide's tiles skipped as glass (a synthetic slide with glass, and the
+   real CMU-1-Small-Region when ``../shared/data/real`` is present).
+
+On a CPU use a small model (``--model micro``: SAM's own classes with a 32-dim decoder, or
+``tiny``: mfcurate's test model) and, if needed, a smaller grid; on a GPU run the real thing::
+
+    python bench/bench_harvest.py --model micro --points-per-side 32          # 2 CPU cores
+    python bench/bench_harvest.py --model vit_h --checkpoint sam_vit_h_4b8939.pth --device cuda
+
+Without ``--checkpoint`` the weights are random; the decoder's upscaling kernels are then made
+spatially constant (masks are blobs of image-embedding cells, not pixel noise) and its output
+is scaled (``--gain``) so that the predicted-IoU and stability filters keep masks; the same
+model goes to both generators.  With random weights the default thresholds are 0.02 (IoU) and
+0.2 (stability), which keep a reasonable share of masks; with a checkpoint they are 0.8/0.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+REAL_SLIDE = REPO.parent / "shared" / "data" / "real" / "images" / "wsi" / \
+    "CMU-1-Small-Region.svs"
+
+
+def build_micro_sam(seed: int = 0, image_size: int = 1024, dim: int = 32) -> Any:
+    """A SAM with a small ViT and a ``dim``-wide prompt encoder/decoder (random weights)."""
+    import torch
+    from segment_anything.modeling import (
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        Sam,
+        TwoWayTransformer,
+    )
+
+    torch.manual_seed(seed)
+    embed = image_size // 16
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            depth=2, embed_dim=64, img_size=image_size, mlp_ratio=2,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=2, patch_size=16,
+            qkv_bias=True, use_rel_pos=True, global_attn_indexes=(1,), window_size=7,
+            out_chans=dim),
+        prompt_encoder=PromptEncoder(embed_dim=dim, image_embedding_size=(embed, embed),
+                                     input_image_size=(image_size, image_size),
+                                     mask_in_chans=8),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=2 * dim,
+                                          num_heads=2),
+            transformer_dim=dim, iou_head_depth=3, iou_head_hidden_dim=dim),
+        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+    return sam.eval()
+
+
+def load_model(args: argparse.Namespace) -> Any:
+    import torch
+
+    if args.checkpoint:
+        from mfcurate.segment.sam_models import load_sam
+
+        return load_sam(Path(args.checkpoint), args.model, args.device)
+    if args.model == "micro":
+        sam = build_micro_sam()
+    elif args.model == "tiny":
+        from mfcurate.segment.sam_models import build_tiny_sam
+
+        sam = build_tiny_sam()
+    else:
+        from segment_anything import sam_model_registry
+
+        torch.manual_seed(0)
+        sam = sam_model_registry[args.model](checkpoint=None)
+    with torch.no_grad():  # random weights: blob-shaped, decisive logits
+        for m in sam.mask_decoder.output_upscaling:
+            if isinstance(m, torch.nn.ConvTranspose2d):  # no pixel noise from random kernels
+                m.weight.copy_(m.weight.mean((2, 3), keepdim=True).expand_as(m.weight))
+        for mlp in sam.mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.mul_(args.gain)
+            mlp.layers[-1].bias.mul_(args.gain)
+    return sam.to(args.device).eval()
+
+
+def test_tile(args: argparse.Namespace) -> tuple[np.ndarray, float, str]:
+    """A 1024 tile: from the real slide when present (``--real``), else synthetic."""
+    if args.real and args.real_slide.exists():
+        from mfcurate.io.reader import open_image
+
+        with open_image(args.real_slide) as img:
+            return img.read_region(900, 1400, args.tile, args.tile), float(img.mpp_x or 0.5), \
+                "CMU-1-Small-Region (900, 1400)"
+    from mfcurate.synth.render import render_tissue
+
+    rgb, _ = render_tissue(np.random.default_rng(0), args.tile, args.tile, mpp=0.25)
+    return rgb, 0.25, "synthetic"
+
+
+def _full(rec: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
+    m = np.zeros(shape, bool)
+    x, y = rec["offset_xy"]
+    h, w = rec["mask"].shape
+    m[y:y + h, x:x + w] = rec["mask"]
+    return m
+
+
+def reproduced(fast: list[dict[str, Any]], stock: list[dict[str, Any]],
+               shape: tuple[int, int], thresh: float = 0.9) -> float:
+    """Fraction of stock masks with a mask of ours at IoU >= ``thresh`` (pycocotools IoU)."""
+    from pycocotools import mask as mask_utils
+
+    if not stock:
+        return float("nan")
+    if not fast:
+        return 0.0
+    ours = mask_utils.encode(np.asfortranarray(np.stack([_full(r, shape) for r in fast],
+                                                        axis=-1).astype(np.uint8)))
+    theirs = mask_utils.encode(np.asfortranarray(np.stack(
+        [np.asarray(s["segmentation"], bool) for s in stock], axis=-1).astype(np.uint8)))
+    iou = np.asarray(mask_utils.iou(theirs, ours, [0] * len(ours)))
+    return float((iou.reshape(len(stock), len(fast)).max(axis=1) >= thresh).mean())
+
+
+def bench_sam(args: argparse.Namespace) -> None:
+    import torch
+
+    from mfcurate.segment.auto_sam import AmgOptions, SamAutoSegmenter, StockSamAutoSegmenter
+
+    torch.set_num_threads(args.threads)
+    sam = load_model(args)
+    rgb, mpp, what = test_tile(args)
+    opts = AmgOptions(points_per_side=args.points_per_side,
+                      points_per_batch=args.points_per_batch,
+                      pred_iou_thresh=args.pred_iou_thresh,
+                      stability_score_thresh=args.stability_score_thresh,
+                      box_nms_thresh=args.box_nms_thresh,
+                      min_area_um2=0.0 if args.no_area_filter else 2.25,
+                      max_area_um2=1e12 if args.no_area_filter else 225.0)
+    fast = SamAutoSegmenter(sam, opts)
+    stock = StockSamAutoSegmenter(sam, opts)
+
+    def timed(gen: Any) -> tuple[float, list[dict[str, Any]]]:
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best, out = math.inf, []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            out = gen.generate(rgb, mpp)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t)
+        return best, out
+
+    if args.device.startswith("cuda"):  # warm-up (kernels, cudnn autotune)
+        SamAutoSegmenter(sam, AmgOptions(points_per_side=4)).generate(rgb, mpp)
+    t_stock, r_stock = timed(stock)
+    t_fast, r_fast = timed(fast)
+    frac = reproduced(r_fast, r_stock, rgb.shape[:2])
+    print(f"SAM automatic masks, model {args.model}"
+          f"{f' (random weights, gain {args.gain:g})' if not args.checkpoint else ''}, "
+          f"{args.device}, {args.threads} thread(s), tile {rgb.shape[1]}x{rgb.shape[0]} "
+          f"{what} at {mpp} um/px")
+    print(f"  settings: {opts.as_dict()}")
+    print(f"  stock SamAutomaticMaskGenerator: {t_stock:8.2f} s/tile, {len(r_stock)} masks")
+    print(f"  mfcurate SamAutoSegmenter:       {t_fast:8.2f} s/tile, {len(r_fast)} masks")
+    print(f"  speed-up: {t_stock / t_fast:.2f}x; stock masks reproduced at IoU>=0.9: "
+          f"{frac:.1%}")
+
+
+def bench_classical(args: argparse.Namespace) -> None:
+    from mfcurate.segment.auto_classical import ClassicalAutoSegmenter
+
+    rgb, mpp, what = test_tile(args)
+    seg = ClassicalAutoSegmenter()
+    n = max(args.repeat, 3)
+    t = time.perf_counter()
+    for _ in range(n):
+        k = len(seg.segment_tile(rgb, mpp))
+    dt = (time.perf_counter() - t) / n
+    print(f"classical backend: {1 / dt:.2f} tiles/s ({dt:.2f} s per {rgb.shape[1]} px tile, "
+          f"{k} objects, {what})")
+
+
+def bench_glass(args: argparse.Namespace) -> None:
+    from mfcurate.io.reader import ArrayImage, open_image
+    from mfcurate.segment.tissue import tile_grid, tissue_tiles
+    from mfcurate.synth.render import render_tissue
+
+    h, w = 3072, 4096
+    yy, xx = np.mgrid[0:h, 0:w]
+    tissue = ((xx - 1600) / 1500.0) ** 2 + ((yy - 1500) / 1300.0) ** 2 < 1.0
+    rgb, _ = render_tissue(np.random.default_rng(1), h, w, mpp=0.25, nuclei_per_mm2=300,
+                           tissue_mask=tissue)
+    img = ArrayImage(rgb, 0.25)
+    kept = tissue_tiles(img, tile=args.tile, overlap=128)
+    total = tile_grid(w, h, args.tile, 128)
+    true_glass = sum(1 for x, y, tw, th in total if not tissue[y:y + th, x:x + tw].any())
+    print(f"glass skipping, synthetic {w}x{h} slide ({tissue.mean():.0%} tissue): "
+          f"{len(total) - len(kept)} of {len(total)} tiles skipped "
+          f"({(len(total) - len(kept)) / len(total):.0%}; tiles without any tissue: "
+          f"{true_glass})")
+    if args.real_slide.exists():
+        with open_image(args.real_slide) as real:
+            for tile in (1024, 512):
+                kept = tissue_tiles(real, tile=tile, overlap=64, min_tissue=0.05)
+                total = tile_grid(real.width, real.height, tile, 64)
+                print(f"glass skipping, CMU-1-Small-Region, {tile} px tiles: "
+                      f"{len(total) - len(kept)} of {len(total)} skipped "
+                      f"({(len(total) - len(kept)) / len(total):.0%})")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="micro",
+                   choices=["micro", "tiny", "vit_b", "vit_l", "vit_h"])
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--tile", type=int, default=1024)
+    p.add_argument("--points-per-side", type=int, default=64)
+    p.add_argument("--points-per-batch", type=int, default=64)
+    p.add_argument("--pred-iou-thresh", type=float, default=None)
+    p.add_argument("--stability-score-thresh", type=float, default=None)
+    p.add_argument("--box-nms-thresh", type=float, default=0.7)
+    p.add_argument("--gain", type=float, default=500.0)
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--real", action="store_true", help="use a tile of the real CMU slide")
+    p.add_argument("--real-slide", type=Path, default=REAL_SLIDE,
+                   help="the CMU-1-Small-Region.svs to use (default: ../shared/data/real/...)")
+    p.add_argument("--no-area-filter", action="store_true",
+                   help="keep every mask size (random weights rarely give cell-sized masks)")
+    p.add_argument("--skip-sam", action="store_true")
+    args = p.parse_args()
+    if args.pred_iou_thresh is None:
+        args.pred_iou_thresh = 0.8 if args.checkpoint else 0.02
+    if args.stability_score_thresh is None:
+        args.stability_score_thresh = 0.8 if args.checkpoint else 0.2
+    if not args.skip_sam:
+        bench_sam(args)
+    bench_classical(args)
+    bench_glass(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""pHH3 re-stain adapter (``mfcurate ingest phh3 ROOT``): reads what ``register-phh3`` writes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mfcurate.adapters import register
+from mfcurate.adapters.base import SourceAdapter, SourceInfo
+from mfcurate.errors import SourceNotFoundError
+from mfcurate.schemas.tables import ImageRecord, ObjectRecord
+from mfcurate.schemas.vocab import MaskOrigin
+
+
+@register
+class PHH3(SourceAdapter):
+    """Mitotic figures from pHH3 re-stains registered to their H&E slides.
+
+    **Source card.**  In-house data produced by ``mfcurate register-phh3`` (the STMF way of
+    labelling: the H&E section is de-stained, re-stained with anti-phospho-histone H3, both are
+    scanned, the pHH3 slide is registered to the H&E and the DAB-positive nuclei are carried
+    over).  Cite Shen et al. (OMG-Net) for the protocol and the data owner for the slides.
+    Licence: set with ``--option license=...`` (default ``unknown``).
+
+    **Layout under ROOT**: one folder per pair (or ROOT itself is one pair folder), each with
+    ``pair.json`` (``pair_id``, ``he_slide`` (absolute, or relative to the pair folder),
+    ``he_mpp``, ``he_width``, ``he_height``, ``tumour_type``, ``species``...),
+    ``objects.parquet`` or ``objects.csv`` (one row per transferred object) and
+    ``transform.json``.
+
+    **Objects**: label ``mitotic_figure``, label_origin ``ihc``, mask from the pHH3
+    (``mask_origin`` ``phh3``, or ``sam_box``/``classical`` when refined), pHH3 coordinates,
+    DAB mean and the local registration residual in ``extra``; objects with QA flags
+    (``registration_residual``, ``registration_fallback``, ``outside_he``, ``area_changed``)
+    are ``qa_state = flagged``.
+
+    **Quirks**: pHH3-positive is not the same as an H&E-visible mitosis (G2/prophase nuclei
+    are pHH3-positive too), so these labels are noisy; the H&E slide path is stored relative
+    to ROOT and may lie outside it.  Options: ``license``, ``split`` (default ``unassigned``).
+    """
+
+    key: ClassVar[str] = "phh3"
+    info: ClassVar[SourceInfo] = SourceInfo(
+        name="pHH3 re-stain (register-phh3)",
+        citation="Shen Z, et al. OMG-Net: a deep learning framework deploying Segment Anything "
+                 "to detect pan-cancer mitotic figures from haematoxylin and eosin-stained "
+                 "slides (pHH3 re-stain protocol).",
+        doi="",
+        homepage="https://github.com/",
+        license="unknown",
+        annotation_kind="ihc",
+        nominal_mpp=None,
+    )
+
+    @classmethod
+    def expected_files(cls) -> Sequence[str]:
+        return ["*/pair.json", "pair.json"]
+
+    def locate(self) -> None:
+        if (self.root / "pair.json").exists():
+            self.pairs = [self.root]
+        else:
+            self.pairs = sorted(p.parent for p in self.root.glob("*/pair.json"))
+        if not self.pairs:
+            raise SourceNotFoundError(self.root, self.expected_files(), self.key)
+        self._meta: dict[Path, dict[str, Any]] = {}
+
+    def _pair(self, folder: Path) -> dict[str, Any]:
+        from mfcurate.registration.outputs import read_pair_json
+
+        if folder not in self._meta:
+            self._meta[folder] = read_pair_json(folder)
+        return self._meta[folder]
+
+    def _image_key(self, folder: Path) -> str:
+        return self.image_key(str(self._pair(folder)["pair_id"]))
+
+    def _rel(self, folder: Path, p: str) -> str:
+        """The H&E path relative to ROOT (``pair.json`` paths are relative to their folder)."""
+        path = Path(p)
+        if not path.is_absolute():
+            path = folder / path
+        return os.path.relpath(path, self.root)
+
+    def iter_images(self) -> Iterator[ImageRecord]:
+        for folder in self.pairs:
+            d = self._pair(folder)
+            rel = self._rel(folder, str(d["he_slide"]))
+            info = self.probe(rel)
+            mpp = d.get("he_mpp") or [None, None]
+            mpp_x = float(mpp[0]) if mpp[0] else None
+            mpp_y = float(mpp[1]) if len(mpp) > 1 and mpp[1] else mpp_x
+            yield ImageRecord(
+                image_key=self._image_key(folder), source=self.key,
+                source_image_id=str(d["pair_id"]), path=rel,
+                width=info.width if info else _int(d.get("he_width")),
+                height=info.height if info else _int(d.get("he_height")),
+                mpp_x=(info.mpp_x if info and info.mpp_x else mpp_x),
+                mpp_y=(info.mpp_y if info and info.mpp_y else mpp_y),
+                scanner=d.get("scanner"), vendor=info.vendor if info else None,
+                tumour_type=(str(d["tumour_type"]).lower() if d.get("tumour_type") else None),
+                species=d.get("species"), is_wsi=True,
+                split=str(self.config.options.get("split", "unassigned")),
+                license=str(self.config.options.get("license", self.info.license)),
+                file_found=info is not None or (self.root / rel).exists(),
+            )
+
+    def iter_objects(self) -> Iterator[ObjectRecord]:
+        from mfcurate.registration.outputs import OBJECTS_CSV, OBJECTS_PARQUET, read_objects
+
+        origins = {m.value for m in MaskOrigin}
+        for folder in self.pairs:
+            d = self._pair(folder)
+            image_key = self._image_key(folder)
+            table = read_objects(folder)
+            src = folder / (OBJECTS_PARQUET if (folder / OBJECTS_PARQUET).exists()
+                            else OBJECTS_CSV)
+            mpp = d.get("he_mpp") or [None, None]
+            for r in table.to_pylist():
+                oid = str(r["object_id"])
+                origin = r["mask_origin"] if r["mask_origin"] in origins else "phh3"
+                flags = [f for f in (r["qa_flags"] or "").split(";") if f]
+                area = r["area_px"]
+                area_um2 = r["area_um2"]
+                if area_um2 is None and area is not None and mpp[0]:
+                    area_um2 = area * float(mpp[0]) * float(mpp[1] or mpp[0])
+                yield ObjectRecord(
+                    object_key=f"{image_key}/{oid}", image_key=image_key, source=self.key,
+                    source_annotation_id=oid, source_file=os.path.relpath(src, self.root),
+                    label="mitotic_figure", source_label="pHH3-positive", label_origin="ihc",
+                    centroid_xy=(float(r["he_x"]), float(r["he_y"])),
+                    bbox_xyxy=(float(r["he_x0"]), float(r["he_y0"]), float(r["he_x1"]),
+                               float(r["he_y1"])),
+                    mask_rle=r["mask_rle"] or None,
+                    mask_origin=origin if r["mask_rle"] else None,
+                    mask_score=r["mask_score"], area_px=area if r["mask_rle"] else None,
+                    area_um2=area_um2 if r["mask_rle"] else None,
+                    qa_state="flagged" if flags else "unreviewed",
+                    qa_flags=flags or None,
+                    extra=self.extra_json(
+                        pair_id=str(d["pair_id"]),
+                        phh3_xy=[r["phh3_x"], r["phh3_y"]],
+                        phh3_bbox_xyxy=[r["phh3_x0"], r["phh3_y0"], r["phh3_x1"], r["phh3_y1"]],
+                        phh3_area_px=r["phh3_area_px"], dab_mean=r["dab_mean"],
+                        residual_um=r["residual_um"], phh3_slide=d.get("phh3_slide")),
+                )
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,139 @@
+"""``mfcurate register-phh3 HE_SLIDE PHH3_SLIDE [--out DIR] [--dataset DATASET]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mfcurate.cli._common import SchedulerOpt, WorkersOpt, console, err_console, reports_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the command to the app."""
+    app.command(
+        "register-phh3",
+        help="Register a pHH3 re-stain to its H&E slide and turn DAB-positive nuclei into "
+             "mitotic-figure masks on the H&E.\n\n"
+             "Example: [bold]mfcurate register-phh3 case7_he.svs case7_phh3.svs --out phh3 "
+             "--dataset ds[/bold]\n\n"
+             "Batch: [bold]mfcurate register-phh3 --pairs PAIRS_DIR --out phh3 -j 2[/bold] "
+             "(PAIRS_DIR holds pairs.csv with he,phh3 columns, or one sub-folder per pair with "
+             "*he and *phh3 slides; reruns resume).\n\n"
+             "Writes OUT/<pair_id>/: transform.json, objects.parquet/.csv, objects.geojson "
+             "(QuPath), pair.json and overlays/*.png; --dataset also ingests OUT as source "
+             "'phh3'.",
+    )(register_phh3)
+
+
+@reports_errors
+def register_phh3(
+    he_slide: Annotated[Path | None, typer.Argument(help="H&E slide.", show_default=False)] = None,
+    phh3_slide: Annotated[Path | None, typer.Argument(help="pHH3 re-stain of the same section.",
+                                                      show_default=False)] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (one sub-folder per "
+                                                          "pair).")] = Path("phh3-registered"),
+    dataset: Annotated[Path | None, typer.Option(help="Also ingest the results into this "
+                                                      "dataset (source 'phh3').")] = None,
+    pairs: Annotated[Path | None, typer.Option(help="Batch form: a folder of pairs.")] = None,
+    pair_id: Annotated[str | None, typer.Option(help="Pair id (default: H&E file stem).")] = None,
+    method: Annotated[str, typer.Option(help="DAB rule: deconv (colour deconvolution) or rgb "
+                                             "(G<=150 and B<=150, eosin counterstain only).")
+                      ] = "deconv",
+    channel: Annotated[str, typer.Option(help="Shared channel: auto, eosin, hematoxylin, "
+                                              "gray.")] = "auto",
+    refine: Annotated[str, typer.Option(help="Refine masks on the H&E: none, classical, sam.")
+                      ] = "none",
+    sam_checkpoint: Annotated[Path | None, typer.Option(help="SAM checkpoint for --refine sam."
+                                                        )] = None,
+    sam_model: Annotated[str, typer.Option(help="SAM model type: vit_b, vit_l, vit_h.")
+                         ] = "vit_b",
+    allow_mirror: Annotated[bool, typer.Option(help="Accept a pHH3 slide scanned mirrored.")
+                            ] = True,
+    refine_mpp: Annotated[float, typer.Option(help="µm/px of the optical-flow refinement "
+                                                   "(1 is a little more accurate, 3-4x slower).")
+                          ] = 2.0,
+    dab_threshold: Annotated[float, typer.Option(help="DAB OD threshold (deconv).")] = 0.25,
+    min_area_um2: Annotated[float, typer.Option(help="Smallest object, µm².")] = 8.0,
+    max_area_um2: Annotated[float, typer.Option(help="Largest object, µm².")] = 250.0,
+    max_residual_um: Annotated[float, typer.Option(help="Flag objects whose local registration "
+                                                        "residual exceeds this (µm).")] = 2.0,
+    mpp: Annotated[float | None, typer.Option(help="µm/px for slides whose file gives none.")
+                   ] = None,
+    tumour_type: Annotated[str | None, typer.Option(help="Tumour type written to pair.json.")
+                           ] = None,
+    species: Annotated[str | None, typer.Option(help="Species written to pair.json.")] = None,
+    overlays: Annotated[int, typer.Option(help="PNG overlay patches per pair.")] = 3,
+    workers: WorkersOpt = 1,
+    scheduler: SchedulerOpt = None,
+) -> None:
+    """Register pHH3 re-stains to H&E slides."""
+    from mfcurate.errors import UsageError
+    from mfcurate.registration.dab import DabOptions
+    from mfcurate.registration.pair import RegisterOptions
+    from mfcurate.registration.refine import RefineOptions
+
+    if method not in ("deconv", "rgb"):
+        raise UsageError(f"--method must be deconv or rgb, not {method!r}")
+    if channel not in ("auto", "eosin", "hematoxylin", "gray"):
+        raise UsageError(f"--channel must be auto, eosin, hematoxylin or gray, not {channel!r}")
+    if refine not in ("none", "classical", "sam"):
+        raise UsageError(f"--refine must be none, classical or sam, not {refine!r}")
+    if refine == "sam" and sam_checkpoint is None:
+        raise UsageError("--refine sam needs --sam-checkpoint")
+    if refine_mpp <= 0:
+        raise UsageError("--refine-mpp must be positive")
+    if pairs is None and (he_slide is None or phh3_slide is None):
+        raise UsageError("give HE_SLIDE and PHH3_SLIDE, or --pairs PAIRS_DIR")
+    if pairs is not None and (he_slide is not None or phh3_slide is not None):
+        raise UsageError("give either HE_SLIDE PHH3_SLIDE or --pairs, not both")
+    opts = RegisterOptions(
+        method=method, channel=channel, allow_mirror=allow_mirror, refine_masks=refine,
+        sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
+        dab=DabOptions(method=method, dab_threshold=dab_threshold, min_area_um2=min_area_um2,
+                       max_area_um2=max_area_um2),
+        refine=RefineOptions(ref_mpp=refine_mpp),
+        max_residual_um=max_residual_um, overlays=overlays, tumour_type=tumour_type,
+        species=species, default_mpp=mpp)
+    if pairs is None:
+        from mfcurate.cli._common import progress_callback
+        from mfcurate.registration.pair import register_pair
+
+        assert he_slide is not None and phh3_slide is not None  # noqa: S101 - checked above
+        with progress_callback("register-phh3", total=5, unit="steps") as advance:
+            res = register_pair(he_slide, phh3_slide, out, pair_id=pair_id, options=opts,
+                                progress=lambda _s: advance())
+        q = res.transform.quality
+        console.print(
+            f"[green]registered[/green] {res.pair_id}: channel {q.get('channel')} "
+            f"({q.get('global_inliers')} inliers, rotation {q.get('rotation_deg', 0):.1f}°"
+            f"{', mirrored' if q.get('mirrored') else ''}), "
+            f"residual {q.get('residual_median_um') or float('nan'):.2f} µm; "
+            f"{res.n_objects} objects ({res.n_flagged} flagged) in "
+            f"{res.timings['total_s']:.1f} s -> {res.folder}")
+    else:
+        from mfcurate.cli._common import progress_callback
+        from mfcurate.pipelines.phh3 import find_pairs, register_batch
+
+        n = len(find_pairs(pairs))
+        with progress_callback("register-phh3", total=n, unit="objects") as advance:
+            rows = register_batch(pairs, out, opts, workers=workers, scheduler=scheduler,
+                                  progress=advance)
+        ok = [r for r in rows if r["status"] == "ok"]
+        console.print(f"[green]registered[/green] {len(ok)}/{len(rows)} pairs, "
+                      f"{sum(r['n_objects'] for r in ok)} objects -> {out}")
+        for r in rows:
+            if r["status"] != "ok":
+                err_console.print(f"[red]failed[/red] {r['pair_id']}: {r['message']}",
+                                  highlight=False)
+        if not ok:
+            from mfcurate.errors import RegistrationError
+
+            raise RegistrationError(f"no pair of {pairs} could be registered")
+    if dataset is not None:
+        from mfcurate.pipelines.phh3 import ingest_pairs
+
+        n_img, n_obj = ingest_pairs(out, dataset)
+        console.print(f"[green]ingested[/green] phh3: {n_img} images, {n_obj} objects -> "
+                      f"{dataset}")

@@ -1,0 +1,605 @@
+"""SAM-AUG: harvest every cell-scale object on the tissue as background objects.
+
+Flow (``mfcurate harvest DATASET``; step ``harvest`` in recipes and the demo):
+
+1. per image: tissue mask from a low-resolution level, tiles of ``tile`` px at level 0 with
+   ``overlap`` px overlap over tissue (optionally only inside regions: the annotations'
+   surroundings or a user GeoJSON) -- glass never reaches the segmenter;
+2. tile batches go through :func:`mfcurate.executor.run_tasks` (local processes or Dask,
+   resumable; per-task Parquet in ``DATASET/.work/harvest/<settings-hash>/``): each tile is
+   segmented by the automatic segmenter (SAM when a checkpoint is given, classical
+   otherwise) with the area filter in µm² through the image's µm/px, and objects cut by a
+   tile edge are dropped when another tile holds them whole;
+3. per image: duplicates across seams are removed, objects are labelled against the
+   annotations (:mod:`mfcurate.pipelines.harvest_merge`), and written as part ``harvest`` of
+   the source (keys ``<image_key>/harvest/<n>``, numbered by position); annotations of
+   figures without a mask get the matched object's mask (part ``ingest`` rewritten with
+   every other row unchanged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from mfcurate.errors import MfcurateError, SourceFormatError, UsageError
+from mfcurate.steps import StepContext, step
+
+HARVEST_PART = "harvest"
+_SEGMENTERS: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class HarvestConfig:
+    """Settings of a harvest run (all µm values go through each image's µm/px).
+
+    Attributes:
+        backend: ``"auto"`` (SAM when ``checkpoint`` is set, else classical), ``"sam"``,
+            ``"sam_stock"`` or ``"classical"``.
+        checkpoint: SAM weights file.
+        model_type: SAM architecture of the checkpoint (``vit_h`` as in the paper).
+        device: torch device for SAM.
+        tile: tile side, level-0 px.
+        overlap: tile overlap, level-0 px (larger than the largest object).
+        tiles_per_task: tiles per executor task.
+        min_tissue: minimal tissue fraction of a tile.
+        regions: ``"tissue"`` (all tissue), ``"annotations"`` (tissue within
+            ``region_margin_um`` of any annotation) or a GeoJSON file (applies to every
+            image) / folder of ``<image stem>.geojson`` files, level-0 px.
+        region_margin_um: margin around annotations for ``regions="annotations"``.
+        match_radius_um: centroid distance of a match with an annotated figure.
+        match_iou: mask IoU of a match where the annotation has a mask.
+        exclusion_radius_um: objects this close to any annotation are never background.
+        near_policy: ``"flag"`` (keep as flagged ``other_cell``) or ``"drop"``.
+        seam_iou: mask IoU above which two objects from different tiles are duplicates.
+        fill_annotation_masks: give matched figure annotations without a mask (or with a
+            ``disk`` placeholder) the harvested mask.
+        default_mpp: µm/px for images whose table and file give none (else they are skipped).
+        amg: segmenter options (SAM keyword names, or the classical options), e.g.
+            ``{"points_per_side": 64, "pred_iou_thresh": 0.8}``; ``min_area_um2`` and
+            ``max_area_um2`` (default 2.25, 225) apply to both backends.
+    """
+
+    backend: str = "auto"
+    checkpoint: str | None = None
+    model_type: str = "vit_h"
+    device: str = "cpu"
+    tile: int = 1024
+    overlap: int = 128
+    tiles_per_task: int = 4
+    min_tissue: float = 0.02
+    regions: str = "tissue"
+    region_margin_um: float = 128.0
+    match_radius_um: float = 7.5
+    match_iou: float = 0.5
+    exclusion_radius_um: float = 15.0
+    near_policy: str = "flag"
+    seam_iou: float = 0.5
+    fill_annotation_masks: bool = True
+    default_mpp: float | None = None
+    amg: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("auto", "sam", "sam_stock", "classical"):
+            raise UsageError(f"unknown backend {self.backend!r}; choose auto, sam, sam_stock "
+                             "or classical")
+        if self.near_policy not in ("flag", "drop"):
+            raise UsageError(f"near_policy must be 'flag' or 'drop', not {self.near_policy!r}")
+        if self.tile < 64 or not 0 <= self.overlap < self.tile:
+            raise UsageError(f"need tile >= 64 and 0 <= overlap < tile (tile={self.tile}, "
+                             f"overlap={self.overlap})")
+        if self.kind != "classical" and not self.checkpoint:
+            raise UsageError(f"backend {self.backend!r} needs --checkpoint")
+
+    @property
+    def kind(self) -> str:
+        """The segmenter kind this config resolves to."""
+        if self.backend == "auto":
+            return "sam" if self.checkpoint else "classical"
+        return self.backend
+
+    def segmenter_spec(self) -> dict[str, Any]:
+        """Picklable description of the segmenter (what workers build)."""
+        opts = dict(self.amg)
+        spec: dict[str, Any] = {"kind": self.kind, "options": opts}
+        if self.kind != "classical":
+            spec.update(checkpoint=self.checkpoint, model_type=self.model_type,
+                        device=self.device)
+        return spec
+
+    def digest(self) -> str:
+        """Hash of everything that changes the per-tile results (names the work folder)."""
+        d = {"seg": self.segmenter_spec(), "tile": self.tile, "overlap": self.overlap,
+             "min_tissue": self.min_tissue, "regions": self.regions,
+             "margin": self.region_margin_um}
+        if self.checkpoint:
+            p = Path(self.checkpoint)
+            d["ckpt"] = [str(p.resolve()), p.stat().st_size if p.exists() else None,
+                         p.stat().st_mtime if p.exists() else None]
+        return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@dataclass
+class HarvestReport:
+    """What a harvest did."""
+
+    backend: str
+    work_dir: str
+    images: int = 0
+    images_skipped: list[str] = field(default_factory=list)
+    tiles_total: int = 0
+    tiles_on_tissue: int = 0
+    candidates: int = 0
+    seam_duplicates: int = 0
+    background: int = 0
+    matched: int = 0
+    near: int = 0
+    near_dropped: int = 0
+    annotation_masks_filled: int = 0
+    by_source: dict[str, dict[str, int]] = field(default_factory=dict)
+    overlay: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- worker side
+def _segmenter(spec: dict[str, Any]) -> Any:
+    from mfcurate.segment.auto import make_auto_segmenter
+
+    key = json.dumps(spec, sort_keys=True, default=str)
+    if key not in _SEGMENTERS:
+        opts = dict(spec["options"])
+        _SEGMENTERS.clear()  # one model per worker at a time
+        _SEGMENTERS[key] = make_auto_segmenter(
+            spec["kind"], checkpoint=spec.get("checkpoint"),
+            model_type=spec.get("model_type", "vit_b"), device=spec.get("device", "cpu"),
+            **opts)
+    return _SEGMENTERS[key]
+
+
+def _touches(edge_box: tuple[int, int, int, int], tile: Sequence[int],
+             width: int, height: int) -> bool:
+    """Whether a box (x0, y0, x1, y1 exclusive) touches an inner edge of ``tile``.
+
+    Inner edges are tile edges that are not image edges.
+    """
+    x0, y0, x1, y1 = edge_box
+    tx, ty, tw, th = tile
+    return ((x0 <= tx and tx > 0) or (y0 <= ty and ty > 0) or
+            (x1 >= tx + tw and tx + tw < width) or (y1 >= ty + th and ty + th < height))
+
+
+def harvest_tiles(payload: dict[str, Any]) -> pa.Table:
+    """Executor task: segment a batch of tiles of one image; return candidate rows.
+
+    ``payload`` keys: ``path``, ``image_key``, ``mpp``, ``width``, ``height``, ``tiles``
+    (indices into ``all_tiles``), ``all_tiles`` (every selected tile of the image, for the
+    edge rule), ``spec`` (segmenter spec).
+    """
+    from mfcurate.geometry import mask_to_record
+    from mfcurate.io.reader import open_image
+
+    seg = _segmenter(payload["spec"])
+    all_tiles = [tuple(t) for t in payload["all_tiles"]]
+    width, height = int(payload["width"]), int(payload["height"])
+    cols: dict[str, list[Any]] = {c: [] for c in _CANDIDATE_SCHEMA.names}
+    img = open_image(Path(payload["path"]))
+    try:
+        for ti in payload["tiles"]:
+            tx, ty, tw, th = all_tiles[ti]
+            rgb = img.read_region(tx, ty, tw, th)
+            for n, inst in enumerate(seg.segment_tile(rgb, float(payload["mpp"]))):
+                ox, oy = inst.offset_xy
+                rec = mask_to_record(inst.mask, (tx + ox, ty + oy))
+                if rec is None:
+                    continue
+                box, rle, area, (cx, cy) = rec
+                ibox = (int(box[0]), int(box[1]), int(box[2]), int(box[3]))
+                if _touches(ibox, all_tiles[ti], width, height) and any(
+                        j != ti and _inside(ibox, all_tiles[j], width, height)
+                        for j in range(len(all_tiles))):
+                    continue  # cut by the seam; another tile holds it whole
+                for k, v in (("image_key", payload["image_key"]), ("tile_index", ti),
+                             ("inst_index", n), ("x0", box[0]), ("y0", box[1]),
+                             ("x1", box[2]), ("y1", box[3]), ("rle", rle), ("area_px", area),
+                             ("cx", cx), ("cy", cy), ("score", float(inst.score)),
+                             ("stability", inst.stability), ("origin", inst.origin)):
+                    cols[k].append(v)
+    finally:
+        img.close()
+    return pa.table(cols, schema=_CANDIDATE_SCHEMA)
+
+
+def _inside(box: tuple[int, int, int, int], tile: Sequence[int], width: int,
+            height: int) -> bool:
+    """Whether ``box`` lies in ``tile`` without touching its interior edges."""
+    x0, y0, x1, y1 = box
+    tx, ty, tw, th = tile
+    if x0 < tx or y0 < ty or x1 > tx + tw or y1 > ty + th:
+        return False
+    return not _touches(box, tile, width, height)
+
+
+_CANDIDATE_SCHEMA = pa.schema([
+    ("image_key", pa.string()), ("tile_index", pa.int64()), ("inst_index", pa.int64()),
+    ("x0", pa.float64()), ("y0", pa.float64()), ("x1", pa.float64()), ("y1", pa.float64()),
+    ("rle", pa.string()), ("area_px", pa.int64()), ("cx", pa.float64()), ("cy", pa.float64()),
+    ("score", pa.float64()), ("stability", pa.float64()), ("origin", pa.string()),
+])
+
+
+# --------------------------------------------------------------------------- planning
+@dataclass
+class _ImagePlan:
+    source: str
+    image_key: str
+    path: Path
+    width: int
+    height: int
+    mpp: float
+    mpp_xy: tuple[float, float]
+    tiles: list[tuple[int, int, int, int]]
+    grid_total: int
+
+
+def _regions_for(cfg: HarvestConfig, path: Path, ann_boxes: np.ndarray, mpp: float
+                 ) -> list[Any] | None:
+    from mfcurate.segment.tissue import load_geojson_regions
+
+    if cfg.regions == "tissue":
+        return None
+    if cfg.regions == "annotations":
+        m = cfg.region_margin_um / mpp
+        return [(b[0] - m, b[1] - m, b[2] + m, b[3] + m) for b in ann_boxes]
+    p = Path(cfg.regions)
+    if p.is_dir():
+        f = p / f"{path.stem}.geojson"
+        return load_geojson_regions(f) if f.exists() else []
+    if not p.exists():
+        raise UsageError(f"--regions {cfg.regions!r}: not 'tissue', 'annotations' or an "
+                         "existing GeoJSON file/folder")
+    return load_geojson_regions(p)
+
+
+def _plan_image(cfg: HarvestConfig, source: str, row: dict[str, Any], path: Path,
+                ann_boxes: np.ndarray) -> _ImagePlan | str:
+    from mfcurate.io.reader import open_image
+    from mfcurate.segment.tissue import tile_grid, tissue_mask, tissue_tiles
+
+    try:
+        img = open_image(path)
+    except (SourceFormatError, FileNotFoundError, OSError) as exc:
+        return f"{row['image_key']}: cannot open {path} ({exc})"
+    try:
+        mx = row.get("mpp_x") or img.mpp_x or cfg.default_mpp
+        my = row.get("mpp_y") or img.mpp_y or mx
+        if not mx or not my:
+            return f"{row['image_key']}: no µm/px (pass --default-mpp)"
+        mpp = math.sqrt(float(mx) * float(my))
+        regions = _regions_for(cfg, path, ann_boxes, mpp)
+        mask = tissue_mask(img)
+        tiles = tissue_tiles(img, tile=cfg.tile, overlap=cfg.overlap, mask=mask,
+                             regions=regions, min_tissue=cfg.min_tissue)
+        total = len(tile_grid(img.width, img.height, cfg.tile, cfg.overlap))
+        return _ImagePlan(source, str(row["image_key"]), path, img.width, img.height, mpp,
+                          (float(mx), float(my)), tiles, total)
+    finally:
+        img.close()
+
+
+# --------------------------------------------------------------------------- main entry
+def harvest_dataset(
+    dataset: Path | str,
+    config: HarvestConfig | None = None,
+    sources: Sequence[str] | None = None,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: Callable[..., Any] | None = None,
+    overlay: Path | None = None,
+) -> HarvestReport:
+    """Harvest background objects for some (default all) sources of a dataset.
+
+    Args:
+        dataset: dataset folder.
+        config: settings (default: classical backend, paper settings).
+        sources: source keys (default: every source).
+        workers: local worker processes.
+        scheduler: Dask scheduler address (or ``"local"``).
+        progress: ``progress(n=1, total=None, objects=0)`` per finished task.
+        overlay: write a PNG overlay of one tile here (the tile with the most annotated
+            figures, else the most objects).
+
+    Returns:
+        A :class:`HarvestReport`.
+
+    Raises:
+        UsageError: unknown source or bad settings.
+        MfcurateError: the dataset cannot be read or written.
+    """
+    from mfcurate.dataset import Dataset
+    from mfcurate.executor import Task, run_tasks
+
+    cfg = config or HarvestConfig()
+    if cfg.checkpoint and not Path(cfg.checkpoint).is_file():
+        raise MfcurateError(f"SAM checkpoint {cfg.checkpoint} does not exist (download it "
+                            "yourself; mfcurate never downloads weights)")
+    ds = Dataset.open(dataset)
+    chosen = list(sources) if sources else ds.sources
+    unknown = [s for s in chosen if s not in ds.sources]
+    if unknown:
+        raise UsageError(f"source(s) {unknown} not in {dataset} (has {ds.sources})")
+    work = ds.work_dir / "harvest" / cfg.digest()
+    report = HarvestReport(backend=cfg.kind, work_dir=str(work))
+    spec = cfg.segmenter_spec()
+    plans: list[_ImagePlan] = []
+    anns_by_source: dict[str, pa.Table] = {}
+    for src in chosen:
+        parts = [p for p in ds.source_info(src).get("parts", {}) if p != HARVEST_PART]
+        anns = ds.objects(sources=[src], parts=parts)
+        anns_by_source[src] = anns
+        images = ds.images(sources=[src]).to_pylist()
+        akeys = np.asarray(anns.column("image_key").to_pylist(), dtype=object)
+        aboxes = np.asarray(anns.column("bbox_xyxy").to_pylist(), dtype=np.float64
+                            ).reshape(-1, 4)
+        for row in images:
+            if not row["file_found"]:
+                report.images_skipped.append(f"{row['image_key']}: file not found at ingest")
+                continue
+            plan = _plan_image(cfg, src, row, ds.image_path(row),
+                               aboxes[akeys == row["image_key"]] if len(akeys) else aboxes)
+            if isinstance(plan, str):
+                report.images_skipped.append(plan)
+                continue
+            plans.append(plan)
+            report.tiles_total += plan.grid_total
+            report.tiles_on_tissue += len(plan.tiles)
+    report.images = len(plans)
+    tasks: list[Task] = []
+    for plan in plans:
+        for b in range(0, len(plan.tiles), max(cfg.tiles_per_task, 1)):
+            idx = list(range(b, min(b + cfg.tiles_per_task, len(plan.tiles))))
+            payload = {"path": str(plan.path), "image_key": plan.image_key, "mpp": plan.mpp,
+                       "width": plan.width, "height": plan.height, "tiles": idx,
+                       "all_tiles": plan.tiles, "spec": spec}
+            tasks.append(Task(f"{plan.image_key}|{b}", payload))
+    outputs = run_tasks(harvest_tiles, tasks, work / "tiles", workers=workers,
+                        scheduler=scheduler, progress=progress)
+    by_image: dict[str, list[Path]] = {}
+    for t, out in zip(tasks, outputs, strict=True):
+        by_image.setdefault(t.payload["image_key"], []).append(out)
+    _merge_and_write(ds, cfg, plans, by_image, anns_by_source, report, overlay)
+    return report
+
+
+def _candidates(paths: Sequence[Path]) -> pa.Table:
+    from mfcurate.executor import read_outputs
+
+    tables = [t.cast(_CANDIDATE_SCHEMA) for t in read_outputs(paths)]
+    return pa.concat_tables(tables) if tables else _CANDIDATE_SCHEMA.empty_table()
+
+
+def _merge_and_write(ds: Any, cfg: HarvestConfig, plans: list[_ImagePlan],
+                     by_image: dict[str, list[Path]], anns_by_source: dict[str, pa.Table],
+                     report: HarvestReport, overlay: Path | None) -> None:
+    """Per source, stream one image at a time: seams, labels, rows -> part ``harvest``."""
+    import pyarrow.compute as pc
+
+    from mfcurate.schemas.tables import OBJECTS_SCHEMA
+
+    by_source: dict[str, list[_ImagePlan]] = {}
+    for p in plans:
+        by_source.setdefault(p.source, []).append(p)
+    best: dict[str, Any] = {"score": None}
+    for src, src_plans in by_source.items():
+        anns = anns_by_source[src]
+        fills: dict[str, dict[str, Any]] = {}
+        counts = {"background": 0, "match": 0, "near": 0, "near_dropped": 0}
+
+        def tables(src_plans: list[_ImagePlan] = src_plans, anns: pa.Table = anns,
+                   counts: dict[str, int] = counts,
+                   fills: dict[str, dict[str, Any]] = fills) -> Any:
+            for plan in src_plans:
+                sub = _candidates(by_image.get(plan.image_key, []))
+                report.candidates += sub.num_rows
+                img_anns = anns.filter(pc.equal(anns.column("image_key"), plan.image_key))
+                out = _image_rows(cfg, plan, sub, img_anns, report, counts, fills)
+                for ti, score in out["tile_scores"].items():
+                    if best["score"] is None or score > best["score"]:
+                        best.update(score=score, plan=plan, tile=ti, data=out)
+                yield pa.Table.from_pylist(out["rows"], schema=OBJECTS_SCHEMA)
+
+        _write_source(ds, src, tables(), fills)
+        report.by_source[src] = dict(counts)
+        report.background += counts["background"]
+        report.matched += counts["match"]
+        report.near += counts["near"]
+        report.near_dropped += counts["near_dropped"]
+        report.annotation_masks_filled += len(fills)
+    if overlay is not None and best["score"] is not None:
+        _write_overlay(overlay, cfg, best["plan"], best["tile"], best["data"])
+        report.overlay = str(overlay)
+
+
+def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: pa.Table,
+                report: HarvestReport, counts: dict[str, int],
+                fills: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from mfcurate.pipelines.harvest_merge import (
+        Annotations,
+        Candidates,
+        decision_extra,
+        dedup_seams,
+        label_candidates,
+    )
+
+    d = sub.to_pydict()
+    c = Candidates(
+        np.asarray(d["tile_index"], np.int64), np.asarray(d["inst_index"], np.int64),
+        np.asarray([d["x0"], d["y0"], d["x1"], d["y1"]], np.float64).T.reshape(-1, 4),
+        list(d["rle"]), np.asarray(d["area_px"], np.int64),
+        np.asarray([d["cx"], d["cy"]], np.float64).T.reshape(-1, 2),
+        np.asarray(d["score"], np.float64), list(d["stability"]), list(d["origin"]))
+    keep = dedup_seams(c, cfg.seam_iou)
+    report.seam_duplicates += len(c) - len(keep)
+    c = c.take(keep)
+    # stable numbering by position (row-major on the centroid), then tile/instance
+    order = np.lexsort((c.inst_index, c.tile_index, np.round(c.centroids[:, 0], 3),
+                        np.round(c.centroids[:, 1], 3)))
+    c = c.take(order)
+    a = img_anns.to_pydict()
+    ann = Annotations(list(a["object_key"]), list(a["label"]),
+                      np.asarray(a["centroid_xy"], np.float64).reshape(-1, 2),
+                      np.asarray(a["bbox_xyxy"], np.float64).reshape(-1, 4),
+                      [r if o != "disk" else None  # a disk placeholder is no nucleus mask
+                       for r, o in zip(a["mask_rle"], a["mask_origin"], strict=True)])
+    res = label_candidates(c, ann, plan.mpp, cfg.match_radius_um, cfg.match_iou,
+                           cfg.exclusion_radius_um)
+    rows: list[dict[str, Any]] = []
+    n = 0
+    tile_scores: dict[int, tuple[int, int]] = {}
+    um2 = plan.mpp_xy[0] * plan.mpp_xy[1]
+    kinds: list[str] = []
+    for i, dec in enumerate(res.decisions):
+        ti = int(c.tile_index[i])
+        fig = 1 if dec.kind == "match" else 0
+        s = tile_scores.get(ti, (0, 0))
+        tile_scores[ti] = (s[0] + fig, s[1] + 1)
+        kinds.append(dec.kind)
+        if dec.kind == "near" and cfg.near_policy == "drop":
+            counts["near_dropped"] += 1
+            continue
+        counts[dec.kind] += 1
+        key = f"{plan.image_key}/harvest/{n}"
+        n += 1
+        box = [float(v) for v in c.boxes[i]]
+        row: dict[str, Any] = {
+            "object_key": key, "image_key": plan.image_key, "source": plan.source,
+            "source_annotation_id": f"harvest/{n - 1}", "source_file": None,
+            "label": "background", "source_label": None, "label_origin": "model",
+            "votes": None, "confidence": None,
+            "centroid_xy": [float(c.centroids[i, 0]), float(c.centroids[i, 1])],
+            "bbox_xyxy": box, "mask_rle": c.rles[i], "mask_origin": c.origin[i],
+            "mask_score": float(c.score[i]), "area_px": int(c.area_px[i]),
+            "area_um2": float(c.area_px[i]) * um2, "qa_state": "unreviewed",
+            "qa_flags": None, "parent_key": None,
+            "extra": decision_extra(dec, plan.tiles[ti], c.stability[i], cfg.kind),
+        }
+        if dec.kind == "match":
+            akey = ann.keys[int(dec.annotation or 0)]
+            k_ann = int(dec.annotation or 0)
+            row.update(label=ann.labels[k_ann], parent_key=akey, qa_state="rejected",
+                       qa_flags=["duplicate_of_annotation"])
+            orig_rle = a["mask_rle"][k_ann]
+            orig_origin = a["mask_origin"][k_ann]
+            refill = orig_origin in ("disk", "sam_auto", "classical") and \
+                "harvest_mask_from" in (a["extra"][k_ann] or "")
+            if cfg.fill_annotation_masks and (orig_rle is None or orig_origin == "disk"
+                                              or refill):
+                fills[akey] = {"bbox_xyxy": box, "mask_rle": c.rles[i],
+                               "mask_origin": c.origin[i], "mask_score": float(c.score[i]),
+                               "area_px": int(c.area_px[i]),
+                               "area_um2": float(c.area_px[i]) * um2, "from": key}
+        elif dec.kind == "near":
+            row.update(label="other_cell", parent_key=ann.keys[int(dec.annotation or 0)],
+                       qa_state="flagged", qa_flags=["near_annotation"])
+        rows.append(row)
+    return {"rows": rows, "tile_scores": tile_scores, "cands": c, "kinds": kinds,
+            "ann": ann}
+
+
+def _write_source(ds: Any, src: str, tables: Any, fills: dict[str, dict[str, Any]]) -> None:
+    """Write part ``harvest`` (streamed), then the filled annotation masks into ``ingest``."""
+    from mfcurate.schemas.tables import OBJECTS_SCHEMA
+
+    ds.write_part(src, HARVEST_PART, tables)
+    if not fills:
+        return
+    ingest = ds.objects(sources=[src], parts=["ingest"])
+    recs = ingest.to_pylist()
+    changed = False
+    for r in recs:
+        f = fills.get(r["object_key"])
+        if f is None:
+            continue
+        extra = json.loads(r["extra"]) if r["extra"] else {}
+        if "source_bbox_xyxy" not in extra:
+            extra["source_bbox_xyxy"] = r["bbox_xyxy"]
+        extra["harvest_mask_from"] = f["from"]
+        r.update({k: v for k, v in f.items() if k != "from"})
+        r["extra"] = json.dumps(extra, sort_keys=True)
+        changed = True
+    if changed:
+        ds.write_part(src, "ingest", [pa.Table.from_pylist(recs, schema=OBJECTS_SCHEMA)])
+
+
+def _write_overlay(path: Path, cfg: HarvestConfig, plan: _ImagePlan, ti: int,
+                   data: dict[str, Any]) -> None:
+    import cv2
+
+    from mfcurate.io.reader import open_image
+    from mfcurate.pipelines.harvest_merge import draw_overlay
+
+    tx, ty, tw, th = plan.tiles[ti]
+    with open_image(plan.path) as img:
+        rgb = img.read_region(tx, ty, tw, th)
+    c = data["cands"]
+    objs = []
+    for i in range(len(c)):
+        b = c.boxes[i]
+        if b[2] <= tx or b[0] >= tx + tw or b[3] <= ty or b[1] >= ty + th:
+            continue
+        objs.append((b, c.mask(i), data["kinds"][i]))
+    ann = data["ann"]
+    anns = [((float(ann.centroids[k, 0]), float(ann.centroids[k, 1])), ann.labels[k])
+            for k in range(len(ann))]
+    out = draw_overlay(rgb, (tx, ty), objs, anns, plan.mpp, cfg.exclusion_radius_um)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    if not cv2.imwrite(str(tmp), cv2.cvtColor(out, cv2.COLOR_RGB2BGR)):
+        raise MfcurateError(f"{path}: could not write the overlay PNG")
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------- the step
+@step("harvest")
+def harvest_step(ctx: StepContext, sources: Sequence[Any] | None = None,
+                 overlay: bool = True, sam_checkpoint: str | None = None,
+                 sam_model: str | None = None, **options: Any) -> dict[str, Any]:
+    """Recipe/demo step: harvest background objects (options as :class:`HarvestConfig`).
+
+    Options that are not fields of :class:`HarvestConfig` are segmenter options (e.g.
+    ``points_per_side``); ``sam_checkpoint``/``sam_model`` (what ``mfcurate demo
+    --sam-checkpoint`` passes to every step) are aliases of ``checkpoint``/``model_type``.
+    Writes ``harvest_overlay.png`` (one tile with the harvested outlines) into
+    ``ctx.work_dir`` and returns the report as a dict.
+    """
+    known = set(HarvestConfig.__dataclass_fields__)
+    if sam_checkpoint:
+        options.setdefault("checkpoint", str(sam_checkpoint))
+    if sam_model:
+        options.setdefault("model_type", sam_model)
+    amg = dict(options.pop("amg", {}) or {})
+    for k in list(options):
+        if k not in known:
+            amg[k] = options.pop(k)
+    cfg = HarvestConfig(amg=amg, **options)
+    png = Path(ctx.work_dir) / "harvest_overlay.png" if overlay else None
+    ctx.console.print(f"harvest: backend {cfg.kind}, tiles {cfg.tile} px, overlap "
+                      f"{cfg.overlap} px")
+    # a recipe hands its [[sources]] entries ({key, root, options}); a caller may pass keys
+    keys = [str(s["key"]) if isinstance(s, dict) else str(s) for s in sources or []]
+    rep = harvest_dataset(ctx.dataset, cfg, keys or None, workers=ctx.workers,
+                          scheduler=ctx.scheduler, overlay=png)
+    ctx.state["harvest"] = rep.as_dict()
+    return rep.as_dict()

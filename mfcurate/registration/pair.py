@@ -1,0 +1,305 @@
+"""Register one H&E / pHH3 pair end to end and write its output folder atomically."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mfcurate.errors import RegistrationError
+from mfcurate.registration.channels import HED_STAINS, estimate_dab_vector, guess_counterstain
+from mfcurate.registration.dab import DabOptions, detect_dab
+from mfcurate.registration.outputs import (
+    PAIR_FILE,
+    TRANSFORM_FILE,
+    objects_to_table,
+    write_geojson,
+    write_objects,
+    write_overlays,
+)
+from mfcurate.registration.refine import RefineOptions, refine
+from mfcurate.registration.rigid import (
+    LowRes,
+    MirroredSlideError,
+    affine_to_level0,
+    fit_similarity,
+    read_lowres,
+)
+from mfcurate.registration.transfer import refine_with_segmenter, transfer_objects
+from mfcurate.registration.transform import PairTransform
+
+MIN_TISSUE_FRACTION = 0.002
+
+
+@dataclass
+class RegisterOptions:
+    """Everything ``register-phh3`` can be told (units in the names).
+
+    Attributes:
+        method: DAB rule, ``deconv`` or ``rgb``.
+        channel: shared channel, ``auto``, ``eosin``, ``hematoxylin`` or ``gray``.
+        allow_mirror: accept a pHH3 slide scanned mirrored.
+        global_mpp: µm/px of the slide-level fit; None picks 2-4 µm/px so that the larger
+            slide is about 1024 px long there.
+        refine: patch-level refinement options.
+        dab: DAB detection options.
+        estimate_stains: estimate the DAB vector per slide.
+        refine_masks: ``none``, ``classical`` or ``sam`` (re-segment masks on the H&E).
+        sam_checkpoint: SAM checkpoint path for ``sam``.
+        sam_model: SAM model type (``vit_b``, ``vit_l``, ``vit_h``).
+        max_residual_um: flag objects whose local residual exceeds this.
+        overlays: PNG patches to write.
+        tissue_fallback: when keypoints do not match, align tissue outlines instead
+            (serial sections, very low resolution); gated by IoU and channel NCC.
+        tumour_type: written to ``pair.json`` for the adapter.
+        species: idem.
+        default_mpp: µm/px when a slide does not say.
+    """
+
+    method: str = "deconv"
+    channel: str = "auto"
+    allow_mirror: bool = True
+    global_mpp: float | None = None
+    refine: RefineOptions = field(default_factory=RefineOptions)
+    dab: DabOptions = field(default_factory=DabOptions)
+    estimate_stains: bool = True
+    refine_masks: str = "none"
+    sam_checkpoint: str | None = None
+    sam_model: str = "vit_b"
+    max_residual_um: float = 2.0
+    overlays: int = 3
+    tissue_fallback: bool = True
+    tumour_type: str | None = None
+    species: str | None = None
+    default_mpp: float | None = None
+
+
+@dataclass
+class PairResult:
+    """What one registration produced."""
+
+    pair_id: str
+    folder: Path
+    n_objects: int
+    n_flagged: int
+    transform: PairTransform
+    timings: dict[str, float]
+    counterstain: str
+
+
+def default_pair_id(he_path: Path) -> str:
+    """Pair id from the H&E file name (``case7_he.svs`` -> ``case7``, ``he.svs`` -> ``he``)."""
+    name = he_path.name
+    stem = he_path.stem
+    for suf in (".ome.tiff", ".ome.tif"):
+        if name.lower().endswith(suf):
+            stem = name[: -len(suf)]
+    for tag in ("_he", "-he", "_h&e", "-h&e"):
+        if stem.lower().endswith(tag) and len(stem) > len(tag):
+            return stem[: -len(tag)]
+    return stem
+
+
+def _mpp(img: Any, path: Path, default: float | None) -> float:
+    mpp = img.mpp_x or default
+    if not mpp:
+        raise RegistrationError(f"{path}: the file gives no µm/px; pass --mpp")
+    return float(mpp)
+
+
+def register_pair(
+    he_path: Path | str,
+    phh3_path: Path | str,
+    out_root: Path | str,
+    *,
+    pair_id: str | None = None,
+    options: RegisterOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PairResult:
+    """Register a pHH3 re-stain to its H&E slide and transfer the DAB-positive nuclei.
+
+    Writes ``out_root/<pair_id>/`` (see :mod:`mfcurate.registration.outputs`) through a
+    temporary folder renamed at the end, so a failure leaves no partial output and an
+    existing result is replaced only by a complete one.
+
+    Raises:
+        FileNotFoundError: a slide does not exist.
+        SourceFormatError: a slide is unreadable.
+        RegistrationError: no tissue, no overlap, mirrored glass (with ``allow_mirror``
+            off), or no µm/px.
+    """
+    from mfcurate.io.reader import open_image
+
+    o = options or RegisterOptions()
+    he_p, ph_p = Path(he_path), Path(phh3_path)
+    pid = pair_id or default_pair_id(he_p)
+    say = progress or (lambda _s: None)
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    he_img = open_image(he_p)
+    ph_img = open_image(ph_p)
+    try:
+        he_mpp = _mpp(he_img, he_p, o.default_mpp)
+        ph_mpp = _mpp(ph_img, ph_p, o.default_mpp)
+        he_low, ph_low, glob, tr = estimate_transform(he_img, ph_img, he_p, ph_p, he_mpp,
+                                                      ph_mpp, o, say, t)
+        say("DAB detection")
+        counter = guess_counterstain(ph_low.rgb, ph_low.mask)
+        stains = HED_STAINS
+        if o.method == "deconv" and o.estimate_stains:
+            stains = estimate_dab_vector(ph_low.rgb, ph_low.mask)
+        tr.quality["counterstain"] = counter
+        tr.quality["dab_vector"] = [round(float(v), 4) for v in stains[2]]
+        dab_opts = o.dab
+        if dab_opts.method != o.method:
+            dab_opts = DabOptions(**{**dab_opts.__dict__, "method": o.method})
+        objs = detect_dab(ph_img, ph_mpp, ph_low.mask, ph_low.scale, dab_opts, stains)
+        t["detect_s"] = time.perf_counter() - t0 - sum(t.values())
+        say("transfer")
+        moved = transfer_objects(objs, tr, (he_img.width, he_img.height),
+                                 max_residual_um=o.max_residual_um)
+        if o.refine_masks != "none":
+            moved = refine_with_segmenter(moved, he_img, he_mpp, o.refine_masks,
+                                          o.sam_checkpoint, model_type=o.sam_model)
+        t["transfer_s"] = time.perf_counter() - t0 - sum(t.values())
+        table = objects_to_table(moved, (he_mpp, float(he_img.mpp_y or he_mpp)))
+        out_root_p = Path(out_root)
+        out_root_p.mkdir(parents=True, exist_ok=True)
+        tmp = out_root_p / f".{pid}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            tr.save(tmp / TRANSFORM_FILE)
+            write_objects(tmp, table)
+            write_geojson(tmp, table, pid)
+            if o.overlays > 0:
+                centres = [m.centroid_xy for m in moved] or _tissue_points(he_low, o.overlays)
+                write_overlays(tmp, he_img, ph_img, tr, glob, centres, max_patches=o.overlays,
+                               objects=table)
+            t["write_s"] = time.perf_counter() - t0 - sum(t.values())
+            t["total_s"] = time.perf_counter() - t0
+            pair = {
+                "pair_id": pid, "he_slide": str(he_p.resolve()), "phh3_slide": str(ph_p.resolve()),
+                "he_mpp": [he_mpp, float(he_img.mpp_y or he_mpp)], "phh3_mpp": ph_mpp,
+                "he_width": he_img.width, "he_height": he_img.height,
+                "tumour_type": o.tumour_type, "species": o.species, "counterstain": counter,
+                "method": o.method, "channel": tr.quality["channel"],
+                "refine_masks": o.refine_masks,
+                "n_objects": table.num_rows,
+                "n_flagged": sum(1 for m in moved if m.qa_flags),
+                "quality": tr.quality, "timings_s": {k: round(v, 3) for k, v in t.items()},
+            }
+            import json
+
+            (tmp / PAIR_FILE).write_text(json.dumps(pair, indent=2) + "\n")
+            final = out_root_p / pid
+            _replace_dir(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return PairResult(pid, final, table.num_rows, pair["n_flagged"], tr, t, counter)
+    finally:
+        he_img.close()
+        ph_img.close()
+
+
+def estimate_transform(he_img: Any, ph_img: Any, he_p: Path, ph_p: Path, he_mpp: float,
+                       ph_mpp: float, o: RegisterOptions,
+                       say: Callable[[str], None] | None = None,
+                       timings: dict[str, float] | None = None
+                       ) -> tuple[LowRes, LowRes, PairTransform, PairTransform]:
+    """Slide-level fit and patch-level refinement of one pair.
+
+    Returns:
+        ``(he_low, phh3_low, global_only, refined)``.
+
+    Raises:
+        RegistrationError: no tissue, no consistent match, no overlap, or mirrored glass
+            with ``allow_mirror`` off.
+    """
+    say = say or (lambda _s: None)
+    t = timings if timings is not None else {}
+    t0 = time.perf_counter()
+    say("reading thumbnails")
+    g_mpp = o.global_mpp
+    if g_mpp is None:
+        extent = max(he_img.width * he_mpp, he_img.height * he_mpp,
+                     ph_img.width * ph_mpp, ph_img.height * ph_mpp)
+        g_mpp = float(np.clip(extent / 1024.0, 2.0, 4.0))
+    he_low = read_lowres(he_img, he_mpp, g_mpp)
+    ph_low = read_lowres(ph_img, ph_mpp, g_mpp)
+    for low, p, what in ((he_low, he_p, "H&E"), (ph_low, ph_p, "pHH3")):
+        if low.mask.mean() < MIN_TISSUE_FRACTION:
+            raise RegistrationError(f"{p}: the {what} slide shows no tissue (empty slide?)")
+    t["read_s"] = time.perf_counter() - t0
+    say("slide-level fit")
+    try:
+        fit = fit_similarity(he_low, ph_low, channel=o.channel, allow_mirror=o.allow_mirror)
+        method = "features"
+    except RegistrationError as exc:
+        if isinstance(exc, MirroredSlideError) or not o.tissue_fallback:
+            raise
+        from mfcurate.registration.rigid import fit_by_tissue
+
+        try:
+            fit = fit_by_tissue(he_low, ph_low, allow_mirror=o.allow_mirror)
+        except RegistrationError as exc2:
+            raise RegistrationError(f"{he_p} / {ph_p}: {exc}; tissue-outline fallback: "
+                                    f"{exc2}") from exc2
+        method = "tissue_outline"
+    A = affine_to_level0(fit.affine_low, he_low.scale, ph_low.scale)
+    quality: dict[str, Any] = {
+        "global_method": method, "channel": fit.channel, "channel_inliers": fit.inliers,
+        "global_inliers": fit.inliers.get(fit.channel + ("/mirrored" if fit.mirrored
+                                                         else ""), 0),
+        "global_matches": fit.matches, "rotation_deg": fit.rotation_deg,
+        "scale": fit.scale, "mirrored": fit.mirrored, "global_mpp": g_mpp,
+    }
+    glob = PairTransform(A, he_mpp=he_mpp, phh3_mpp=ph_mpp, quality=dict(quality))
+    _check_overlap(glob, he_low, ph_low, he_p, ph_p)
+    t["global_s"] = time.perf_counter() - t0 - t["read_s"]
+    say("patch-level refinement")
+    tr = refine(he_img, ph_img, glob, he_low.mask, he_low.scale, fit.channel, o.refine)
+    t["refine_s"] = time.perf_counter() - t0 - t["read_s"] - t["global_s"]
+    return he_low, ph_low, glob, tr
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+
+
+def _tissue_points(low: Any, n: int) -> list[tuple[float, float]]:
+    ys, xs = np.nonzero(low.mask)
+    if len(xs) == 0:
+        return []
+    idx = np.linspace(0, len(xs) - 1, n + 2).astype(int)[1:-1]
+    return [(float(xs[i] * low.scale), float(ys[i] * low.scale)) for i in idx]
+
+
+def _check_overlap(tr: PairTransform, he_low: Any, ph_low: Any, he_p: Path, ph_p: Path) -> None:
+    """The H&E tissue mapped onto the pHH3 must mostly land on pHH3 tissue."""
+    ys, xs = np.nonzero(he_low.mask)
+    step = max(1, len(xs) // 5000)
+    pts = np.stack([(xs[::step] + 0.5) * he_low.scale, (ys[::step] + 0.5) * he_low.scale], 1)
+    q = tr.he_to_phh3(pts) / ph_low.scale
+    c, r = q[:, 0].astype(int), q[:, 1].astype(int)
+    inside = (c >= 0) & (c < ph_low.mask.shape[1]) & (r >= 0) & (r < ph_low.mask.shape[0])
+    hit = np.zeros(len(pts), bool)
+    hit[inside] = ph_low.mask[r[inside], c[inside]]
+    frac = float(hit.mean()) if len(hit) else 0.0
+    tr.quality["tissue_overlap"] = frac
+    if frac < 0.2:
+        raise RegistrationError(
+            f"{he_p} and {ph_p} do not overlap: only {frac:.0%} of the H&E tissue maps onto "
+            "pHH3 tissue")
