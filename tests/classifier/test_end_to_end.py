@@ -174,3 +174,37 @@ def test_training_resumes_and_refuses_other_settings(trained: dict[str, Path]) -
     cfg.lr = 0.5
     with pytest.raises(UsageError, match="other settings"):
         train_ensemble(trained["store"], trained["run"], cfg)
+
+
+def test_detect_cli_classical_on_a_slide(trained: dict[str, Path], tmp_path: Path) -> None:
+    """``mfcurate detect slide.svs`` with the classical segmenter on tissue tiles."""
+    from typer.testing import CliRunner
+
+    from mfcurate.cli import app
+    from mfcurate.scoring.midog import match_points
+    from mfcurate.synth import render_tissue
+    from mfcurate.synth.wsi import write_svs
+
+    rng = np.random.default_rng(21)
+    h, w = 768, 1280
+    tissue = np.zeros((h, w), bool)
+    tissue[:, : w // 2 + 100] = True  # the right part is glass
+    rgb, planted = render_tissue(rng, h, w, mpp=0.25, n_mitotic=6, n_mitotic_like=4,
+                                 tissue_mask=tissue)
+    slide = write_svs(tmp_path / "slide.svs", rgb, 0.25)
+    out = tmp_path / "det"
+    r = CliRunner().invoke(app, ["detect", str(slide), "--models", str(trained["run"]),
+                                 "--out", str(out), "--tile", "512", "--overlap", "96"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())["images"]["slide.svs"]
+    assert summary["mpp"] == [pytest.approx(0.25), pytest.approx(0.25)]
+    cand = np.loadtxt(out / "candidates.csv", delimiter=",", skiprows=1, usecols=(1, 2, 3),
+                      ndmin=2)
+    assert len(cand) == summary["candidates"] > 50
+    assert (cand[:, 0] < w // 2 + 100 + 8).all()  # nothing on glass
+    # (nearly) every planted mitotic figure is a candidate (within 7.5 µm)
+    mf = np.array([p.centroid_xy for p in planted if p.kind == "mitotic_figure"])
+    tp, *_ = match_points(mf * 0.25, cand[:, :2] * 0.25)
+    assert tp >= len(mf) - 1
+    gj = json.loads((out / "detections.geojson").read_text())
+    assert len(gj["features"]) == summary["mitotic_figures"] == int((cand[:, 2] > 0.5).sum())
