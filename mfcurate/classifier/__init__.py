@@ -1,0 +1,1 @@
+"""Mitotic-figure classifier: patch store, mask-fused ResNet18, training and detection."""

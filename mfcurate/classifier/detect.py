@@ -1,0 +1,514 @@
+"""Detection: candidates from automatic segmentation on tissue tiles, classified by an ensemble.
+
+For each image or slide:
+
+1. tiles of ``tile`` px with ``overlap`` px over tissue (:func:`mfcurate.segment.tissue.
+   tissue_tiles`), or a plain grid over the whole image (``all_tiles``, for ROI images);
+2. every tile goes through the same automatic segmenter as ``harvest``
+   (:func:`mfcurate.segment.auto.make_auto_segmenter`: SAM with a checkpoint, classical
+   otherwise);
+3. objects cut by a tile edge are dropped unless that edge is the image edge (the overlap must
+   exceed the largest nucleus, so such an object is whole in a neighbouring tile), and
+   objects found whole in two tiles are merged (centroids closer than ``dedup_um``);
+4. each candidate is cut exactly as the patch store cuts training objects (same centre rule,
+   target µm/px, crop size and mask resampling, :func:`mfcurate.classifier.patches.
+   resample_patch`) and classified by every member; the ensemble score is the **mean of the
+   members' softmax P(mitotic figure)** (soft voting);
+5. a candidate is a mitotic figure when ``score > threshold`` (default 0.5).
+
+The mitotic count is reported per 10 high-power fields (2.37 mm²): the largest number of
+detected figures inside a circle of 2.37 mm² (radius 868.6 µm) centred on a detected figure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import torch
+
+from mfcurate.classifier.model import IMAGENET_MEAN, IMAGENET_STD, MaskFusedResNet18
+from mfcurate.classifier.patches import PatchConfig, resample_patch
+from mfcurate.errors import DatasetError, SourceFormatError, UsageError
+from mfcurate.segment import AutoSegmenter, Instance
+
+#: Area of 10 high-power fields in mm² (the usual mitotic-count reference area).
+HPF10_MM2 = 2.37
+
+CANDIDATE_SCHEMA = pa.schema([
+    ("image", pa.string()), ("x", pa.float64()), ("y", pa.float64()), ("score", pa.float64()),
+    ("area_um2", pa.float64()), ("seg_score", pa.float64()), ("origin", pa.string()),
+])
+
+
+@dataclass
+class DetectConfig:
+    """Options of ``detect``.
+
+    Attributes:
+        tile: tile side in level-0 px.
+        overlap: overlap of neighbouring tiles in level-0 px.
+        threshold: decision threshold on the mean P(mitotic figure).
+        batch_size: patches per forward pass.
+        all_tiles: tile the whole image instead of tissue only.
+        dedup_um: candidates of neighbouring tiles closer than this are one object.
+        device: torch device of the classifier.
+    """
+
+    tile: int = 1024
+    overlap: int = 128
+    threshold: float = 0.5
+    batch_size: int = 256
+    all_tiles: bool = False
+    dedup_um: float = 3.0
+    device: str = "cpu"
+
+
+def resolve_models(paths: Sequence[Path | str]) -> list[Path]:
+    """Expand run folders (``ensemble.json`` or ``seed-*/model.pt``) and model files.
+
+    Raises:
+        FileNotFoundError: a path does not exist or a run folder holds no model.
+    """
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            ens = p / "ensemble.json"
+            if ens.exists():
+                out.extend(p / m for m in json.loads(ens.read_text())["members"])
+                continue
+            found = sorted(p.glob("seed-*/model.pt")) or sorted(p.glob("model.pt"))
+            if not found:
+                raise FileNotFoundError(f"{p}: no ensemble.json or seed-*/model.pt in it; "
+                                        "train with `mfcurate train-classifier` first")
+            out.extend(found)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"model {p} does not exist")
+    if not out:
+        raise UsageError("give at least one model (--models RUN or a model.pt)")
+    return out
+
+
+class Ensemble:
+    """The members of a run, averaging softmax probabilities.
+
+    Args:
+        model_paths: ``model.pt`` files written by training.
+        device: torch device.
+    """
+
+    def __init__(self, model_paths: Sequence[Path | str], device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.models: list[MaskFusedResNet18] = []
+        patch: dict[str, Any] | None = None
+        for p in map(Path, model_paths):
+            try:
+                obj = torch.load(p, map_location="cpu", weights_only=False)
+                state, use_mask, this_patch = obj["state_dict"], obj["use_mask"], obj["patch"]
+            except (KeyError, TypeError) as exc:
+                raise SourceFormatError(p, f"not an mfcurate model file (missing {exc})") from exc
+            except Exception as exc:
+                raise SourceFormatError(p, f"cannot read model ({exc})") from exc
+            if patch is not None and this_patch != patch:
+                raise UsageError(f"{p}: patch geometry {this_patch} differs from the other "
+                                 f"members' {patch}")
+            patch = this_patch
+            m = MaskFusedResNet18(use_mask=bool(use_mask))
+            m.load_state_dict(state)
+            self.models.append(m.to(self.device).eval())
+        if patch is None:
+            raise UsageError("an ensemble needs at least one model")
+        self.patch = PatchConfig(**patch)
+        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+
+    @torch.no_grad()
+    def predict(self, rgb: npt.NDArray[np.uint8], mask: npt.NDArray[np.uint8],
+                batch_size: int = 256) -> npt.NDArray[np.float64]:
+        """Mean P(mitotic figure) of ``(N, S, S, 3)`` uint8 crops and ``(N, S, S)`` masks."""
+        out = np.zeros(len(rgb), np.float64)
+        for i in range(0, len(rgb), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(rgb[i:i + batch_size])).to(self.device)
+            x = (x.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
+            m = torch.from_numpy(np.ascontiguousarray(mask[i:i + batch_size]))
+            m = m.to(self.device)[:, None].float()
+            with torch.autocast(device_type=self.device.type, dtype=torch.float16,
+                                enabled=self.device.type == "cuda"):
+                probs = torch.stack([torch.softmax(model(x, m).float(), 1)[:, 1]
+                                     for model in self.models])
+            out[i:i + batch_size] = probs.mean(0).cpu().numpy()
+        return out
+
+
+def grid_tiles(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Tiles ``(x, y, w, h)`` covering the whole image with at least ``overlap`` px overlap."""
+    def starts(n: int) -> list[int]:
+        if n <= tile:
+            return [0]
+        step = max(tile - overlap, 1)
+        k = math.ceil((n - tile) / step) + 1
+        return [round(i * (n - tile) / (k - 1)) for i in range(k)]
+
+    return [(x, y, min(tile, width - x), min(tile, height - y))
+            for y in starts(height) for x in starts(width)]
+
+
+def _array_reader(arr: npt.NDArray[np.uint8], ox: int, oy: int
+                  ) -> Callable[[int, int, int, int], npt.NDArray[np.uint8]]:
+    """``read(x, y, w, h)`` on an array whose pixel [0, 0] is level-0 ``(ox, oy)``."""
+    def read(x: int, y: int, w: int, h: int) -> npt.NDArray[np.uint8]:
+        out = np.full((h, w, 3), 255, np.uint8)
+        x0, y0 = x - ox, y - oy
+        r0, c0 = max(0, -y0), max(0, -x0)
+        r1, c1 = min(h, arr.shape[0] - y0), min(w, arr.shape[1] - x0)
+        if r1 > r0 and c1 > c0:
+            out[r0:r1, c0:c1] = arr[y0 + r0:y0 + r1, x0 + c0:x0 + c1]
+        return out
+    return read
+
+
+@dataclass
+class Candidate:
+    """One segmented object in level-0 coordinates, with its ensemble score once classified."""
+
+    x: float
+    y: float
+    area_px: int
+    seg_score: float
+    origin: str
+    score: float = float("nan")
+
+
+def _touches_inner_edge(inst: Instance, tx: int, ty: int, tw: int, th: int,
+                        width: int, height: int) -> bool:
+    rows = np.flatnonzero(inst.mask.any(axis=1))
+    cols = np.flatnonzero(inst.mask.any(axis=0))
+    if rows.size == 0:
+        return True
+    ox, oy = inst.offset_xy
+    c0, c1 = ox + cols[0], ox + cols[-1]
+    r0, r1 = oy + rows[0], oy + rows[-1]
+    return bool((c0 <= 0 and tx > 0) or (r0 <= 0 and ty > 0)
+                or (c1 >= tw - 1 and tx + tw < width) or (r1 >= th - 1 and ty + th < height))
+
+
+def tile_candidates(src: Any, segmenter: AutoSegmenter, patch: PatchConfig,
+                    mpp: tuple[float, float], tile: tuple[int, int, int, int]
+                    ) -> tuple[list[Candidate], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """Segment one tile; return its kept objects and their classifier patches.
+
+    Returns:
+        ``(candidates, rgb (N, S, S, 3), mask (N, S, S))``.
+    """
+    tx, ty, tw, th = tile
+    fx = patch.mpp / mpp[0]
+    fy = patch.mpp / mpp[1]
+    margin = math.ceil(patch.size_px / 2 * max(fx, fy)) + 8
+    seg_mpp = math.sqrt(mpp[0] * mpp[1])
+    arr = src.read_region(tx - margin, ty - margin, tw + 2 * margin, th + 2 * margin)
+    tile_rgb = np.ascontiguousarray(arr[margin:margin + th, margin:margin + tw])
+    read = _array_reader(arr, tx - margin, ty - margin)
+    cands: list[Candidate] = []
+    rgbs: list[npt.NDArray[np.uint8]] = []
+    masks: list[npt.NDArray[np.uint8]] = []
+    for inst in segmenter.segment_tile(tile_rgb, seg_mpp):
+        if _touches_inner_edge(inst, tx, ty, tw, th, src.width, src.height):
+            continue
+        ys, xs = np.nonzero(inst.mask)
+        if xs.size == 0:
+            continue
+        ox, oy = tx + inst.offset_xy[0], ty + inst.offset_xy[1]
+        cx, cy = ox + xs.mean() + 0.5, oy + ys.mean() + 0.5
+        rgb, m = resample_patch(read, (cx, cy), mpp, patch, inst.mask.astype(bool), (ox, oy))
+        cands.append(Candidate(float(cx), float(cy), int(xs.size), float(inst.score),
+                               inst.origin))
+        rgbs.append(rgb)
+        masks.append(m)
+    s = patch.size_px
+    return (cands, np.stack(rgbs) if rgbs else np.zeros((0, s, s, 3), np.uint8),
+            np.stack(masks) if masks else np.zeros((0, s, s), np.uint8))
+
+
+def classify_image(src: Any, segmenter: AutoSegmenter, ensemble: Ensemble,
+                   cfg: DetectConfig, mpp: tuple[float, float],
+                   tiles: Iterable[tuple[int, int, int, int]]) -> list[Candidate]:
+    """Segment and classify tile by tile (memory bounded by one tile), then merge duplicates."""
+    out: list[Candidate] = []
+    for tile in tiles:
+        cands, rgb, mask = tile_candidates(src, segmenter, ensemble.patch, mpp, tile)
+        scores = ensemble.predict(rgb, mask, cfg.batch_size)
+        for c, sc in zip(cands, scores, strict=True):
+            c.score = float(sc)
+        out.extend(cands)
+    return _dedup(out, cfg.dedup_um / math.sqrt(mpp[0] * mpp[1]))
+
+
+def _dedup(cands: list[Candidate], radius_px: float) -> list[Candidate]:
+    """Merge candidates found in two overlapping tiles (keep the larger mask)."""
+    if len(cands) < 2:
+        return cands
+    from scipy.spatial import cKDTree
+
+    xy = np.array([[c.x, c.y] for c in cands])
+    order = np.argsort([-c.area_px for c in cands], kind="stable")
+    tree = cKDTree(xy)
+    dropped = np.zeros(len(cands), bool)
+    for i in order:
+        if dropped[i]:
+            continue
+        for j in tree.query_ball_point(xy[i], radius_px):
+            if j != i:
+                dropped[j] = True
+    return [c for i, c in enumerate(cands) if not dropped[i]]
+
+
+def hotspot_count(xy_px: npt.ArrayLike, mpp: tuple[float, float],
+                  area_mm2: float = HPF10_MM2) -> dict[str, Any]:
+    """Largest count of points inside a circle of ``area_mm2`` centred on one of them.
+
+    Returns:
+        ``{"count", "center_xy", "radius_um", "area_mm2"}`` (``center_xy`` None without points).
+    """
+    from scipy.spatial import cKDTree
+
+    pts = np.asarray(xy_px, dtype=np.float64).reshape(-1, 2)
+    radius_um = math.sqrt(area_mm2 / math.pi) * 1000.0
+    if len(pts) == 0:
+        return {"count": 0, "center_xy": None, "radius_um": radius_um, "area_mm2": area_mm2}
+    um = pts * np.asarray(mpp)[None, :]
+    counts = [len(n) for n in cKDTree(um).query_ball_point(um, radius_um)]
+    best = int(np.argmax(counts))
+    return {"count": int(counts[best]), "center_xy": [float(pts[best, 0]), float(pts[best, 1])],
+            "radius_um": radius_um, "area_mm2": area_mm2}
+
+
+# --------------------------------------------------------------------------- executor task
+_CACHE: dict[str, Any] = {}
+
+
+def _segmenter(spec: Any) -> AutoSegmenter:
+    if not isinstance(spec, dict):
+        return spec  # an AutoSegmenter object (tests, in-process runs)
+    key = json.dumps(spec, sort_keys=True)
+    if key not in _CACHE:
+        try:
+            from mfcurate.segment.auto import make_auto_segmenter
+        except ImportError as exc:  # pragma: no cover - depends on the segment package
+            from mfcurate.errors import DependencyNotFoundError
+
+            raise DependencyNotFoundError(
+                "mfcurate.segment.auto (automatic segmenters) is not available") from exc
+        _CACHE[key] = make_auto_segmenter(**spec)
+    seg: AutoSegmenter = _CACHE[key]
+    return seg
+
+
+def _ensemble(paths: Sequence[str], device: str) -> Ensemble:
+    key = json.dumps([list(paths), device])
+    if key not in _CACHE:
+        _CACHE[key] = Ensemble(paths, device)
+    ens: Ensemble = _CACHE[key]
+    return ens
+
+
+def detect_task(payload: dict[str, Any]) -> pa.Table:
+    """Executor task: every candidate of one image with its ensemble score."""
+    from mfcurate.io import open_image
+
+    cfg = DetectConfig(**payload["config"])
+    src = open_image(payload["path"])
+    try:
+        mpp = _image_mpp(src, payload["path"], payload.get("mpp"))
+        ens = _ensemble(payload["models"], cfg.device)
+        seg = _segmenter(payload["segmenter"])
+        if cfg.all_tiles:
+            tiles = grid_tiles(src.width, src.height, cfg.tile, cfg.overlap)
+        else:
+            from mfcurate.segment.tissue import tissue_tiles
+
+            tiles = list(tissue_tiles(src, tile=cfg.tile, overlap=cfg.overlap))
+        cands = classify_image(src, seg, ens, cfg, mpp, tiles)
+    finally:
+        src.close()
+    area = mpp[0] * mpp[1]
+    return pa.table({
+        "image": [payload["name"]] * len(cands), "x": [c.x for c in cands],
+        "y": [c.y for c in cands], "score": [c.score for c in cands],
+        "area_um2": [c.area_px * area for c in cands],
+        "seg_score": [c.seg_score for c in cands], "origin": [c.origin for c in cands],
+    }, schema=CANDIDATE_SCHEMA.with_metadata({
+        b"mpp": json.dumps(list(mpp)).encode(),
+        b"size": json.dumps([payload.get("width"), payload.get("height")]).encode()}))
+
+
+def _image_mpp(src: Any, path: str, override: float | None) -> tuple[float, float]:
+    if src.mpp_x is not None and src.mpp_y is not None:
+        return float(src.mpp_x), float(src.mpp_y)
+    if override is not None:
+        return float(override), float(override)
+    raise DatasetError(f"{path}: the image has no µm/px; give --mpp")
+
+
+# --------------------------------------------------------------------------- driver
+@dataclass
+class ImageJob:
+    """One image to run detection on.
+
+    Attributes:
+        name: what the ``image`` column will hold (file name or dataset image key).
+        path: image file.
+        mpp: µm/px to use when the file has none.
+    """
+
+    name: str
+    path: Path
+    mpp: float | None = None
+
+
+@dataclass
+class DetectReport:
+    """Outputs and per-image summary of a detection run."""
+
+    out: Path
+    detections_csv: Path
+    candidates_csv: Path
+    geojson: Path
+    summary_json: Path
+    per_image: dict[str, dict[str, Any]]
+
+
+def _task_key(job: ImageJob, models: Sequence[Path], cfg: DetectConfig, seg: Any) -> str:
+    h = hashlib.sha1()
+    for m in models:
+        st = Path(m).stat()
+        h.update(f"{Path(m).resolve()}:{st.st_mtime_ns}:{st.st_size}".encode())
+    h.update(json.dumps(asdict(cfg), sort_keys=True).encode())
+    h.update((json.dumps(seg, sort_keys=True) if isinstance(seg, dict)
+              else type(seg).__name__).encode())
+    return f"{job.name}|{h.hexdigest()[:12]}"
+
+
+def run_detection(
+    jobs: Sequence[ImageJob],
+    models: Sequence[Path | str],
+    out: Path | str,
+    *,
+    cfg: DetectConfig | None = None,
+    segmenter: dict[str, Any] | AutoSegmenter | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: Callable[..., Any] | None = None,
+) -> DetectReport:
+    """Detect mitotic figures on images; write CSV, QuPath GeoJSON and a summary.
+
+    Args:
+        jobs: the images.
+        models: run folders or ``model.pt`` files (all members are averaged).
+        out: output folder: ``detections.csv`` (``image,x,y,score,...`` with
+            ``score > threshold``), ``candidates.csv`` (every candidate, for threshold tuning
+            and precision-recall curves), ``detections.geojson`` (QuPath points),
+            ``summary.json`` (per image: candidates, figures, count per 10 HPF).
+        cfg: detection options.
+        segmenter: ``make_auto_segmenter`` keyword arguments (default
+            ``{"kind": "classical"}``) or an :class:`AutoSegmenter` object (in-process).
+        workers: local worker processes (one image per task).
+        scheduler: Dask scheduler address.
+        progress: per-image progress callback.
+
+    Returns:
+        A :class:`DetectReport`.
+    """
+    from mfcurate.executor import Task, read_outputs, run_tasks
+    from mfcurate.io.geojson import write_feature_collection
+
+    cfg = cfg or DetectConfig()
+    if not jobs:
+        raise UsageError("no images to run detection on")
+    names = [j.name for j in jobs]
+    if len(set(names)) != len(names):
+        raise UsageError("two images share a name; use distinct file names or image keys")
+    model_paths = resolve_models(models)
+    Ensemble(model_paths, "cpu")  # fail early on a bad model file, in this process
+    seg = segmenter if segmenter is not None else {"kind": "classical"}
+    out_dir = Path(out)
+    tasks = [Task(_task_key(j, model_paths, cfg, seg), {
+        "name": j.name, "path": str(j.path), "mpp": j.mpp, "config": asdict(cfg),
+        "models": [str(p) for p in model_paths], "segmenter": seg}) for j in jobs]
+    outputs = run_tasks(detect_task, tasks, out_dir / ".tasks", workers=workers,
+                        scheduler=scheduler, progress=progress)
+    tables = read_outputs(outputs)
+    allc = pa.concat_tables([t.cast(CANDIDATE_SCHEMA) for t in tables])
+    return _write_outputs(out_dir, jobs, tables, allc, cfg, model_paths,
+                          write_feature_collection)
+
+
+def _write_outputs(out_dir: Path, jobs: Sequence[ImageJob], tables: list[pa.Table],
+                   allc: pa.Table, cfg: DetectConfig, model_paths: Sequence[Path],
+                   write_fc: Callable[..., Path]) -> DetectReport:
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    from mfcurate.dataset import atomic_write_bytes, atomic_write_json
+    from mfcurate.io.geojson import feature_id
+
+    det = allc.filter(pc.greater(allc.column("score"), cfg.threshold))
+
+    def write_csv(path: Path, t: pa.Table) -> None:
+        buf = pa.BufferOutputStream()
+        pacsv.write_csv(t, buf)
+        atomic_write_bytes(path, buf.getvalue().to_pybytes())
+
+    write_csv(out_dir / "detections.csv", det)
+    write_csv(out_dir / "candidates.csv", allc)
+    features = []
+    for i, r in enumerate(det.to_pylist()):
+        features.append({
+            "type": "Feature", "id": feature_id(f"{r['image']}/det/{i}"),
+            "geometry": {"type": "Point", "coordinates": [r["x"], r["y"]]},
+            "properties": {"objectType": "annotation", "name": r["image"],
+                           "classification": {"name": "mitotic figure",
+                                              "color": [220, 20, 60]},
+                           "measurements": {"score": r["score"]}, "isLocked": False}})
+    write_fc(out_dir / "detections.geojson", features)
+    per_image: dict[str, dict[str, Any]] = {}
+    for job, t in zip(jobs, tables, strict=True):
+        meta = t.schema.metadata or {}
+        mpp = tuple(json.loads(meta.get(b"mpp", b"[null, null]")))
+        s = np.asarray(t.column("score").to_numpy(), dtype=np.float64)
+        keep = s > cfg.threshold
+        xy = np.stack([t.column("x").to_numpy(), t.column("y").to_numpy()], 1)[keep]
+        hot = hotspot_count(xy, (float(mpp[0]), float(mpp[1]))) if mpp[0] else None
+        per_image[job.name] = {"path": str(job.path), "mpp": list(mpp),
+                               "candidates": t.num_rows, "mitotic_figures": int(keep.sum()),
+                               "count_per_10hpf": hot}
+    summary = {"threshold": cfg.threshold, "config": asdict(cfg),
+               "models": [str(p) for p in model_paths], "images": per_image}
+    atomic_write_json(out_dir / "summary.json", summary)
+    return DetectReport(out_dir, out_dir / "detections.csv", out_dir / "candidates.csv",
+                        out_dir / "detections.geojson", out_dir / "summary.json", per_image)
+
+
+def dataset_jobs(dataset: Path | str, split: str | None = "test",
+                 limit: int | None = None) -> list[ImageJob]:
+    """Images of a dataset split as jobs (``image`` column = image key)."""
+    from mfcurate.dataset import Dataset
+
+    ds = Dataset.open(dataset)
+    jobs = []
+    for im in ds.images().to_pylist():
+        if split not in (None, "all") and im["split"] != split:
+            continue
+        jobs.append(ImageJob(im["image_key"], ds.image_path(im), im["mpp_x"]))
+    if not jobs:
+        raise DatasetError(f"{ds.root}: no images in split {split!r}")
+    return jobs[:limit] if limit else jobs
