@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
+from mfcurate.adapters._mpp import plausible_mpp
 from mfcurate.errors import SourceFormatError, SourceNotFoundError
 from mfcurate.geometry import BoxXYXY, box_around, box_is_valid, clip_box
 from mfcurate.io.reader import ImageInfo, probe_image
@@ -149,6 +150,34 @@ class SourceAdapter(abc.ABC):
         if mpp:
             return mpp
         return self.config.default_mpp or self.info.nominal_mpp
+
+    def region_image(
+        self,
+        image_id: str,
+        rel_path: str,
+        *,
+        split: str,
+        tumour_type: str | None,
+        species: str | None,
+        scanner: str | None = None,
+        nominal_mpp: float | None = None,
+    ) -> ImageRecord:
+        """Record of a region image (not a whole slide), from its file header when present.
+
+        µm/px: the header's when plausible for a microscope (see ``plausible_mpp``), else
+        ``config.default_mpp``, else ``nominal_mpp``, else the source card's nominal value.
+        """
+        probed = self.probe(rel_path)
+        fallback = self.config.default_mpp or nominal_mpp or self.info.nominal_mpp
+        mx = plausible_mpp(probed.mpp_x if probed else None) or fallback
+        my = plausible_mpp(probed.mpp_y if probed else None) or mx
+        return ImageRecord(
+            image_key=self.image_key(image_id), source=self.key, source_image_id=image_id,
+            path=rel_path, width=probed.width if probed else None,
+            height=probed.height if probed else None, mpp_x=mx, mpp_y=my, scanner=scanner,
+            vendor=probed.vendor if probed else None, tumour_type=tumour_type,
+            species=species, is_wsi=False, split=split, fold=None, license=self.info.license,
+            file_found=(self.root / rel_path).exists())
 
     def point_box(self, x: float, y: float, mpp: float | None) -> BoxXYXY:
         """Box of side ``config.point_box_um`` (converted with ``mpp``) around a point.

@@ -11,7 +11,6 @@ from typing import ClassVar
 import numpy as np
 
 from mfcurate.adapters import register
-from mfcurate.adapters._mpp import plausible_mpp
 from mfcurate.adapters._point_csv import read_number_rows
 from mfcurate.adapters._sliderunner_source import spot_label
 from mfcurate.adapters.base import SourceAdapter, SourceInfo
@@ -224,17 +223,9 @@ class ICPR2012(SourceAdapter):
         images, _ = self._collect()
         out: dict[str, ImageRecord] = {}
         for iid, (rel, split) in images.items():
-            probed = self.probe(rel)
             scanner, nominal = SCANNERS.get(iid[:1], (None, self.info.nominal_mpp))
-            mx = plausible_mpp(probed.mpp_x if probed else None) or self.config.default_mpp \
-                or nominal
-            my = plausible_mpp(probed.mpp_y if probed else None) or mx
-            out[iid] = ImageRecord(
-                image_key=self.image_key(iid), source=self.key, source_image_id=iid, path=rel,
-                width=probed.width if probed else None, height=probed.height if probed else None,
-                mpp_x=mx, mpp_y=my, scanner=scanner, vendor=probed.vendor if probed else None,
-                tumour_type="human breast cancer", species="human", is_wsi=False, split=split,
-                fold=None, license=self.info.license, file_found=(self.root / rel).exists())
+            out[iid] = self.region_image(iid, rel, split=split, tumour_type="human breast cancer",
+                                         species="human", scanner=scanner, nominal_mpp=nominal)
         self._records = out
         return out
 

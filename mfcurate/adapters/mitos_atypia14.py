@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from mfcurate.adapters import register
-from mfcurate.adapters._mpp import plausible_mpp
 from mfcurate.adapters._point_csv import read_number_rows
 from mfcurate.adapters._sliderunner_source import spot_label, vote_records
 from mfcurate.adapters.base import SourceAdapter, SourceInfo
@@ -167,18 +166,10 @@ class MitosAtypia14(SourceAdapter):
             if not (self.root / rel).exists():
                 alt = self.root / rel[:-1]  # .tif
                 rel = self._rel(alt) if alt.exists() else rel
-            probed = self.probe(rel)
             scanner, nominal = SCANNERS.get(fr[:1], (None, self.info.nominal_mpp))
-            mx = plausible_mpp(probed.mpp_x if probed else None) or self.config.default_mpp \
-                or nominal
-            my = plausible_mpp(probed.mpp_y if probed else None) or mx
-            out[fr] = ImageRecord(
-                image_key=self.image_key(fr), source=self.key, source_image_id=fr, path=rel,
-                width=probed.width if probed else None, height=probed.height if probed else None,
-                mpp_x=mx, mpp_y=my, scanner=scanner, vendor=probed.vendor if probed else None,
-                tumour_type="human breast cancer", species="human", is_wsi=False,
-                split=Split.TRAIN.value, fold=None, license=self.info.license,
-                file_found=(self.root / rel).exists())
+            out[fr] = self.region_image(
+                fr, rel, split=Split.TRAIN.value, tumour_type="human breast cancer",
+                species="human", scanner=scanner, nominal_mpp=nominal)
         self._records = out
         return out
 

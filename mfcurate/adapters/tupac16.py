@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mfcurate.adapters import register
-from mfcurate.adapters._mpp import plausible_mpp
 from mfcurate.adapters._point_csv import read_number_rows
 from mfcurate.adapters._sliderunner_source import spot_label, vote_records
 from mfcurate.adapters.base import SourceAdapter, SourceInfo
@@ -308,16 +307,8 @@ class TUPAC16(SourceAdapter):
         out: dict[str, ImageRecord] = {}
         for iid in ids:
             rel = self.image_rel(iid)
-            probed = self.probe(rel)
-            mx = self.mpp_or_default(plausible_mpp(probed.mpp_x) if probed else None)
-            my = self.mpp_or_default(plausible_mpp(probed.mpp_y) if probed else None)
-            out[iid] = ImageRecord(
-                image_key=self.image_key(iid), source=self.key, source_image_id=iid, path=rel,
-                width=probed.width if probed else None, height=probed.height if probed else None,
-                mpp_x=mx, mpp_y=my, scanner=None, vendor=probed.vendor if probed else None,
-                tumour_type="human breast cancer", species="human", is_wsi=False,
-                split=Split.TRAIN.value, fold=None, license=self.info.license,
-                file_found=(self.root / rel).exists())
+            out[iid] = self.region_image(iid, rel, split=Split.TRAIN.value,
+                                         tumour_type="human breast cancer", species="human")
         self._records = out
         return out
 
