@@ -130,7 +130,6 @@ class SlideRunnerWSISource(SourceAdapter):
             else:
                 raise SourceNotFoundError(self.root, self.expected_files(), self.key)
         self._db: SlideRunnerDB | None = None
-        self._records: dict[int, ImageRecord] | None = None
         self.skipped_non_cells = 0
 
     def database(self) -> SlideRunnerDB:
@@ -157,9 +156,7 @@ class SlideRunnerWSISource(SourceAdapter):
         """Published split of a slide by its file stem."""
         return Split.TEST.value if stem in self.test_slides else Split.TRAIN.value
 
-    def _image_records(self) -> dict[int, ImageRecord]:
-        if self._records is not None:
-            return self._records
+    def build_image_records(self) -> dict[int, ImageRecord]:
         db = self.database()
         out: dict[int, ImageRecord] = {}
         seen: dict[str, str] = {}
@@ -181,15 +178,11 @@ class SlideRunnerWSISource(SourceAdapter):
                 vendor=probed.vendor if probed else None, tumour_type=self.tumour_type,
                 species=self.species, is_wsi=True, split=self.split_of(stem), fold=None,
                 license=self.info.license, file_found=(self.root / rel).exists())
-        self._records = out
         return out
-
-    def iter_images(self) -> Iterator[ImageRecord]:
-        yield from self._image_records().values()
 
     def iter_objects(self) -> Iterator[ObjectRecord]:
         db = self.database()
-        records = self._image_records()
+        records = self.images_by_id
         src = self.source_file()
         spots = sorted(db.spots, key=lambda s: (records[s.slide_uid].source_image_id
                                                 if s.slide_uid in records else "", s.uid))

@@ -10,8 +10,9 @@ one fake-data generator and one page in ``docs/sources/``.
 from __future__ import annotations
 
 import abc
+import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -106,9 +107,22 @@ class SourceAdapter(abc.ABC):
     def locate(self) -> None:
         """Find the annotation files under :attr:`root`; raise SourceNotFoundError if absent."""
 
-    @abc.abstractmethod
+    def build_image_records(self) -> Mapping[Any, ImageRecord]:
+        """Source image id -> record, in a deterministic order.
+
+        Read once through :attr:`images_by_id`; adapters implement this or override
+        :meth:`iter_images`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} builds no image records")
+
+    @functools.cached_property
+    def images_by_id(self) -> Mapping[Any, ImageRecord]:
+        """The image records, built once per adapter by :meth:`build_image_records`."""
+        return self.build_image_records()
+
     def iter_images(self) -> Iterator[ImageRecord]:
         """Yield one record per image, in a deterministic order."""
+        yield from self.images_by_id.values()
 
     @abc.abstractmethod
     def iter_objects(self) -> Iterator[ObjectRecord]:

@@ -128,7 +128,6 @@ class ICPR2012(SourceAdapter):
         self.pixel_order_evidence = "option" if order != "auto" else "default"
         self._objs: list[_Obj] | None = None
         self._images: dict[str, tuple[str, str]] | None = None  # id -> (rel path, split)
-        self._records: dict[str, ImageRecord] | None = None
 
     # ------------------------------------------------------------------ reading
     def _rel(self, p: Path) -> str:
@@ -217,23 +216,17 @@ class ICPR2012(SourceAdapter):
                 self.pixel_order_evidence = "sliderunner centroids"
 
     # ------------------------------------------------------------------ contract
-    def _image_records(self) -> dict[str, ImageRecord]:
-        if self._records is not None:
-            return self._records
+    def build_image_records(self) -> dict[str, ImageRecord]:
         images, _ = self._collect()
         out: dict[str, ImageRecord] = {}
         for iid, (rel, split) in images.items():
             scanner, nominal = SCANNERS.get(iid[:1], (None, self.info.nominal_mpp))
             out[iid] = self.region_image(iid, rel, split=split, tumour_type="human breast cancer",
                                          species="human", scanner=scanner, nominal_mpp=nominal)
-        self._records = out
         return out
 
-    def iter_images(self) -> Iterator[ImageRecord]:
-        yield from self._image_records().values()
-
     def iter_objects(self) -> Iterator[ObjectRecord]:
-        records = self._image_records()
+        records = self.images_by_id
         _, objs = self._collect()
         for o in objs:
             img = records[o.image_id]

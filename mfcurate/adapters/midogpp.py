@@ -130,7 +130,6 @@ class MIDOGpp(SourceAdapter):
         self.xval_path = self.locate_xval()
         self.image_dir = self.root / "images" if (self.root / "images").is_dir() else self.root
         self._meta: list[_ImageMeta] | None = None
-        self._records: dict[int, ImageRecord] | None = None
         self._annotations: list[dict[str, Any]] | None = None
 
     def locate_xval(self) -> Path | None:
@@ -302,9 +301,7 @@ class MIDOGpp(SourceAdapter):
         return None
 
     # ------------------------------------------------------------------ contract
-    def _image_records(self) -> dict[int, ImageRecord]:
-        if self._records is not None:
-            return self._records
+    def build_image_records(self) -> dict[int, ImageRecord]:
         meta, _ = self._collect()
         out: dict[int, ImageRecord] = {}
         for m in meta:
@@ -327,14 +324,10 @@ class MIDOGpp(SourceAdapter):
                 tumour_type=m.tumour_type, species=m.species, is_wsi=False, split=m.split,
                 fold=None, license=self.info.license, file_found=probed is not None
                 or (self.root / rel).exists())
-        self._records = out
         return out
 
-    def iter_images(self) -> Iterator[ImageRecord]:
-        yield from self._image_records().values()
-
     def iter_objects(self) -> Iterator[ObjectRecord]:
-        records = self._image_records()
+        records = self.images_by_id
         _, anns = self._collect()
         for a in sorted(anns, key=lambda a: (a["image_id"], a["id"])):
             img = records[a["image_id"]]

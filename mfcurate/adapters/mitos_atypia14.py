@@ -102,7 +102,6 @@ class MitosAtypia14(SourceAdapter):
             self.mode = "sqlite"
         self._frames: list[str] | None = None
         self._anns: list[_Ann] | None = None
-        self._records: dict[str, ImageRecord] | None = None
 
     def _rel(self, p: Path) -> str:
         return p.relative_to(self.root).as_posix()
@@ -156,9 +155,7 @@ class MitosAtypia14(SourceAdapter):
         self._frames, self._anns = sorted(frames), anns
         return self._frames, self._anns
 
-    def _image_records(self) -> dict[str, ImageRecord]:
-        if self._records is not None:
-            return self._records
+    def build_image_records(self) -> dict[str, ImageRecord]:
         frames, _ = self._collect()
         out: dict[str, ImageRecord] = {}
         for fr in frames:
@@ -170,14 +167,10 @@ class MitosAtypia14(SourceAdapter):
             out[fr] = self.region_image(
                 fr, rel, split=Split.TRAIN.value, tumour_type="human breast cancer",
                 species="human", scanner=scanner, nominal_mpp=nominal)
-        self._records = out
         return out
 
-    def iter_images(self) -> Iterator[ImageRecord]:
-        yield from self._image_records().values()
-
     def iter_objects(self) -> Iterator[ObjectRecord]:
-        records = self._image_records()
+        records = self.images_by_id
         _, anns = self._collect()
         for a in anns:
             img = records[a.frame]

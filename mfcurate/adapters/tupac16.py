@@ -141,7 +141,6 @@ class TUPAC16(SourceAdapter):
         self.image_dirs = sorted(d for d in self.root.glob("mitoses_image_data*") if d.is_dir())
         self._anns: list[_Ann] | None = None
         self._ids: list[str] | None = None
-        self._records: dict[str, ImageRecord] | None = None
 
     # ------------------------------------------------------------------ reading
     def _rel(self, p: Path) -> str:
@@ -300,23 +299,17 @@ class TUPAC16(SourceAdapter):
         return self._ids, self._anns
 
     # ------------------------------------------------------------------ contract
-    def _image_records(self) -> dict[str, ImageRecord]:
-        if self._records is not None:
-            return self._records
+    def build_image_records(self) -> dict[str, ImageRecord]:
         ids, _ = self._collect()
         out: dict[str, ImageRecord] = {}
         for iid in ids:
             rel = self.image_rel(iid)
             out[iid] = self.region_image(iid, rel, split=Split.TRAIN.value,
                                          tumour_type="human breast cancer", species="human")
-        self._records = out
         return out
 
-    def iter_images(self) -> Iterator[ImageRecord]:
-        yield from self._image_records().values()
-
     def iter_objects(self) -> Iterator[ObjectRecord]:
-        records = self._image_records()
+        records = self.images_by_id
         _, anns = self._collect()
         for a in anns:
             img = records[a.image_id]
