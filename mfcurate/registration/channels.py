@@ -16,43 +16,12 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-#: Ruifrok-Johnston unit OD vectors, rows: haematoxylin, eosin, DAB (as skimage.rgb2hed).
-HED_STAINS = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]],
-                      dtype=np.float64)
-HED_STAINS = HED_STAINS / np.linalg.norm(HED_STAINS, axis=1, keepdims=True)
+from mfcurate.stain import HED_STAINS, deconvolve, optical_density
 
 CHANNELS = ("eosin", "hematoxylin", "gray")
 
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
-
-
-#: OD of every uint8 intensity (a lookup table is much faster than a log per pixel)
-_OD_LUT = (-np.log10(np.maximum(np.arange(256, dtype=np.float64), 1.0) / 255.0)
-           ).astype(np.float32)
-
-
-def optical_density(rgb: U8) -> F32:
-    """``(rows, cols, 3)`` float32 OD of an RGB image."""
-    import cv2
-
-    return np.asarray(cv2.LUT(np.ascontiguousarray(rgb, dtype=np.uint8), _OD_LUT),
-                      dtype=np.float32)
-
-
-def deconvolve(rgb: U8, stains: npt.NDArray[np.float64] = HED_STAINS,
-               channels: tuple[int, ...] = (0, 1, 2)) -> F32:
-    """Stain concentrations in OD units: ``(rows, cols, len(channels))`` float32.
-
-    Rows of ``stains`` are the unit OD vectors (H, E, DAB by default); ``channels`` picks
-    which concentrations to compute.
-    """
-    import cv2
-
-    inv = np.linalg.inv(np.asarray(stains, dtype=np.float64)).astype(np.float32)
-    m = np.ascontiguousarray(inv.T[list(channels)])
-    out = cv2.transform(optical_density(rgb), m)
-    return np.asarray(out, dtype=np.float32).reshape(rgb.shape[0], rgb.shape[1], len(channels))
 
 
 def tissue_mask(rgb: U8, min_od: float = 0.05) -> npt.NDArray[np.bool_]:

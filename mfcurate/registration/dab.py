@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mfcurate.registration.channels import HED_STAINS, deconvolve
+from mfcurate.stain import HED_STAINS, deconvolve
 
 
 @dataclass

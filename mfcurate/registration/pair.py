@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from mfcurate.errors import RegistrationError
-from mfcurate.registration.channels import HED_STAINS, estimate_dab_vector, guess_counterstain
+from mfcurate.registration.channels import estimate_dab_vector, guess_counterstain
 from mfcurate.registration.dab import DabOptions, detect_dab
 from mfcurate.registration.outputs import (
     PAIR_FILE,
@@ -33,6 +33,7 @@ from mfcurate.registration.rigid import (
 )
 from mfcurate.registration.transfer import refine_with_segmenter, transfer_objects
 from mfcurate.registration.transform import PairTransform
+from mfcurate.stain import HED_STAINS
 
 MIN_TISSUE_FRACTION = 0.002
 

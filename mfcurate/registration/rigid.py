@@ -222,7 +222,7 @@ def _density(rgb: U8, f: float) -> npt.NDArray[np.float32]:
     """Total optical density, resized by ``f`` (a stain-agnostic 'how much tissue' image)."""
     import cv2
 
-    from mfcurate.registration.channels import optical_density
+    from mfcurate.stain import optical_density
 
     d = optical_density(rgb).sum(axis=2)
     return np.asarray(cv2.resize(d, None, fx=f, fy=f, interpolation=cv2.INTER_AREA),

@@ -23,20 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from mfcurate.segment import Instance
-from mfcurate.synth.render import HE_STAINS
+from mfcurate.stain import haematoxylin_od
 
-_HE_INV = np.linalg.inv(HE_STAINS)
-
-
-def haematoxylin_od(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """Haematoxylin concentration (OD units) of a ``(rows, cols, 3)`` uint8 RGB array.
-
-    Returns:
-        ``(rows, cols)`` float32, about 0 on glass/eosin and 0.3-1.5 on nuclei.
-    """
-    od = -np.log10((np.asarray(rgb[:, :, :3], np.float32) + 1.0) / 256.0)
-    h = od @ _HE_INV[:, 0].astype(np.float32)
-    return np.asarray(np.maximum(h, 0.0), dtype=np.float32)
+__all__ = ["ClassicalAutoSegmenter", "haematoxylin_od"]
 
 
 class ClassicalAutoSegmenter:

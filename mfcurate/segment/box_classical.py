@@ -36,27 +36,9 @@ import numpy as np
 import numpy.typing as npt
 
 from mfcurate.segment import Instance
-
-#: Ruifrok-Johnston stain OD vectors (rows: haematoxylin, eosin, DAB), unit-normalised.
-_RJ = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=np.float64)
-_RJ = _RJ / np.linalg.norm(_RJ, axis=1, keepdims=True)
-_RGB_TO_STAINS = np.linalg.inv(_RJ)
+from mfcurate.stain import haematoxylin_od
 
 BoxFit = Literal["loose", "tight"]
-
-
-def haematoxylin_od(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """Haematoxylin concentration (OD units) of an RGB image by colour deconvolution.
-
-    Args:
-        rgb: ``(rows, cols, 3)`` uint8 RGB.
-
-    Returns:
-        ``(rows, cols)`` float32; 0 on white glass, about 0.3-1.5 on nuclei.
-    """
-    od = -np.log10(np.maximum(rgb.astype(np.float32), 1.0) / 255.0)
-    h = od @ _RGB_TO_STAINS[:, 0].astype(np.float32)
-    return np.asarray(np.maximum(h, 0.0), dtype=np.float32)
 
 
 @dataclass

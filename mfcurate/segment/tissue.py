@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from mfcurate.errors import SourceFormatError
 from mfcurate.io.reader import ImageSource
+from mfcurate.stain import optical_density
 
 Tile = tuple[int, int, int, int]
 BoolMask = npt.NDArray[np.bool_]
@@ -52,7 +53,7 @@ def tissue_mask_rgb(rgb: npt.NDArray[np.uint8], scale: float = 1.0,
     from skimage.filters import threshold_otsu
 
     arr = np.asarray(rgb[:, :, :3], dtype=np.float32)
-    od = -np.log10((arr + 1.0) / 256.0).max(axis=2)
+    od = optical_density(rgb).max(axis=2)
     hsv = cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3]), cv2.COLOR_RGB2HSV)
     sat = hsv[:, :, 1].astype(np.float32) / 255.0
     # blood/dark pixels are tissue; pure black (scanner padding) is not

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from mfcurate.stain import deconvolve
 from mfcurate.synth.render import HE_STAINS, Planted, render_tissue, stains_to_rgb
 
 Counterstain = str  # "eosin" | "hematoxylin"
@@ -139,10 +140,8 @@ def _tissue_mask(rng: np.random.Generator, h: int, w: int, mpp: float) -> npt.ND
 
 def _he_concentrations(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     """Recover ``(rows, cols, 2)`` haematoxylin/eosin OD concentrations of a rendered H&E."""
-    od = -np.log10(np.maximum(rgb.astype(np.float32), 1.0) / 255.0)
-    inv = np.linalg.inv(HE_STAINS).astype(np.float32)
-    conc = od.reshape(-1, 3) @ inv
-    return np.clip(conc[:, :2], 0, None).reshape(rgb.shape[0], rgb.shape[1], 2)
+    conc = deconvolve(rgb, HE_STAINS, channels=(0, 1))
+    return np.clip(conc, 0, None)
 
 
 def make_pair(

