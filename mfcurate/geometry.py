@@ -171,6 +171,32 @@ def mask_to_record(
     return box, encode_mask(crop), int(crop.sum()), centroid
 
 
+def clip_mask_to_image(mask: npt.NDArray[np.generic], offset_xy: tuple[int, int],
+                       width: int | None, height: int | None
+                       ) -> tuple[BoolMask, tuple[int, int], bool]:
+    """Cut a mask to the image ``[0, width) x [0, height)``.
+
+    Args:
+        mask: ``(rows, cols)`` mask whose pixel ``[0, 0]`` lies at level-0 ``offset_xy``.
+        offset_xy: level-0 position (x, y) of the mask's top-left pixel.
+        width: image width in px (None: unknown, no clipping along x).
+        height: image height in px (None: unknown, no clipping along y).
+
+    Returns:
+        ``(mask, offset_xy, clipped)``: the part inside the image (possibly empty), its
+        offset, and whether foreground pixels were cut off.
+    """
+    m = np.asarray(mask, dtype=bool)
+    ox, oy = int(offset_xy[0]), int(offset_xy[1])
+    x0, y0 = max(0, -ox), max(0, -oy)
+    x1 = m.shape[1] if width is None else min(m.shape[1], int(width) - ox)
+    y1 = m.shape[0] if height is None else min(m.shape[0], int(height) - oy)
+    x1, y1 = max(x1, x0), max(y1, y0)
+    inside = m[y0:y1, x0:x1]
+    clipped = int(inside.sum()) != int(m.sum())
+    return inside, (ox + x0, oy + y0), clipped
+
+
 def disk_mask(center_xy: tuple[float, float], radius_px: float) -> tuple[BoxXYXY, BoolMask]:
     """Rasterise a disk; return its grid box and a ``(rows, cols)`` mask on that grid.
 

@@ -67,7 +67,7 @@ class Mpp:
 
     def area_um2(self, area_px: float) -> float:
         """A pixel count as µm² (through both axes)."""
-        return area_um2(area_px, self.x, self.y)
+        return float(area_px) * self.x * self.y
 
 
 def _positive(v: Any) -> float | None:

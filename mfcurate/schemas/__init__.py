@@ -9,6 +9,7 @@ image's ``mpp_x``/``mpp_y``.
 
 from mfcurate.schemas.tables import (
     IMAGES_SCHEMA,
+    LAYER_SCHEMA,
     OBJECTS_SCHEMA,
     SCHEMA_VERSION,
     ImageRecord,
@@ -17,7 +18,7 @@ from mfcurate.schemas.tables import (
     images_table,
     objects_table,
 )
-from mfcurate.schemas.validate import validate_images, validate_objects
+from mfcurate.schemas.validate import validate_images, validate_layer, validate_objects
 from mfcurate.schemas.vocab import (
     COCO_CATEGORY_IDS,
     FIGURE_LABELS,
@@ -25,6 +26,7 @@ from mfcurate.schemas.vocab import (
     Label,
     LabelOrigin,
     MaskOrigin,
+    QAFlag,
     QAState,
     Species,
     Split,
@@ -35,6 +37,7 @@ __all__ = [
     "FIGURE_LABELS",
     "IMAGES_SCHEMA",
     "LABEL_NAMES",
+    "LAYER_SCHEMA",
     "OBJECTS_SCHEMA",
     "SCHEMA_VERSION",
     "ImageRecord",
@@ -42,6 +45,7 @@ __all__ = [
     "LabelOrigin",
     "MaskOrigin",
     "ObjectRecord",
+    "QAFlag",
     "QAState",
     "Species",
     "Split",
@@ -49,5 +53,6 @@ __all__ = [
     "images_table",
     "objects_table",
     "validate_images",
+    "validate_layer",
     "validate_objects",
 ]

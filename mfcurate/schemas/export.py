@@ -12,12 +12,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from mfcurate.schemas.tables import IMAGES_SCHEMA, OBJECTS_SCHEMA, SCHEMA_VERSION
+from mfcurate.schemas.tables import IMAGES_SCHEMA, LAYER_SCHEMA, OBJECTS_SCHEMA, SCHEMA_VERSION
 from mfcurate.schemas.vocab import (
     COCO_CATEGORY_IDS,
     Label,
     LabelOrigin,
     MaskOrigin,
+    QAFlag,
     QAState,
     Species,
     Split,
@@ -28,6 +29,7 @@ _ENUMS: dict[str, list[str]] = {
     "label_origin": [v.value for v in LabelOrigin],
     "mask_origin": [v.value for v in MaskOrigin],
     "qa_state": [v.value for v in QAState],
+    "qa_flags": [v.value for v in QAFlag],
     "species": [v.value for v in Species],
     "split": [v.value for v in Split],
 }
@@ -67,7 +69,9 @@ def json_schema(schema: pa.Schema) -> dict[str, Any]:
     required = []
     for f in schema:
         s = _json_type(f.type)
-        if f.name in _ENUMS:
+        if f.name in _ENUMS and s.get("type") == "array":
+            s["items"] = {**s["items"], "enum": list(_ENUMS[f.name])}
+        elif f.name in _ENUMS:
             s["enum"] = list(_ENUMS[f.name])
         s["description"] = (f.metadata or {}).get(b"description", b"").decode()
         s["x-arrow-type"] = str(f.type)
@@ -109,8 +113,14 @@ def schema_markdown() -> str:
         "`floor(x_min) .. ceil(x_max) - 1`, rows `floor(y_min) .. ceil(y_max) - 1` — never the "
         "whole image. Areas in µm² go through each image's `mpp_x * mpp_y`.",
         "",
+        "A source's objects are stored as *parts*, one per step: base parts (`ingest`, "
+        "`harvest`, `detect`) hold whole `objects` rows; layer parts (`refine`, "
+        "`harvest-fill`, `review`, `labels`) hold `layer` rows that refine objects of a base "
+        "part. The effective row of an object applies the layers by a fixed precedence "
+        "(see docs/dataset.md).",
+        "",
     ]
-    for schema in (IMAGES_SCHEMA, OBJECTS_SCHEMA):
+    for schema in (IMAGES_SCHEMA, OBJECTS_SCHEMA, LAYER_SCHEMA):
         name = (schema.metadata or {}).get(b"table", b"").decode()
         lines += [f"## `{name}`", "", "| field | Arrow type | required | description |",
                   "|---|---|---|---|"]
@@ -130,7 +140,7 @@ def schema_markdown() -> str:
 def generated_files(repo: Path) -> dict[Path, str]:
     """Every generated file and its content."""
     out = {}
-    for schema in (IMAGES_SCHEMA, OBJECTS_SCHEMA):
+    for schema in (IMAGES_SCHEMA, OBJECTS_SCHEMA, LAYER_SCHEMA):
         name = (schema.metadata or {}).get(b"table", b"").decode()
         out[repo / "schemas" / f"{name}.schema.json"] = \
             json.dumps(json_schema(schema), indent=2, ensure_ascii=False) + "\n"

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 #: Version of the table layout, written to every Parquet file's metadata.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 SCHEMA_VERSION_KEY = b"mfcurate.schema_version"
 
 
@@ -24,7 +24,8 @@ def _f(name: str, typ: pa.DataType, nullable: bool, description: str) -> pa.Fiel
     return pa.field(name, typ, nullable=nullable, metadata={b"description": description.encode()})
 
 
-VOTE_TYPE = pa.struct([("annotator", pa.string()), ("label", pa.string())])
+VOTE_TYPE = pa.struct([("annotator", pa.string()), ("label", pa.string()),
+                       ("time", pa.string()), ("round", pa.string())])
 
 IMAGES_SCHEMA = pa.schema(
     [
@@ -47,6 +48,9 @@ IMAGES_SCHEMA = pa.schema(
         _f("fold", pa.int32(), True, "Cross-validation fold where the source defines one."),
         _f("license", pa.string(), False, "Licence of the image and its annotations (SPDX-like)."),
         _f("file_found", pa.bool_(), False, "Whether the image file existed at ingest time."),
+        _f("duplicate_of", pa.string(), True,
+           "image_key of the canonical copy when this image is the same specimen image as one "
+           "of another source (selections leave copies out by default); null otherwise."),
     ],
     metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), b"table": b"images"},
 )
@@ -65,12 +69,16 @@ OBJECTS_SCHEMA = pa.schema(
         _f("label_origin", pa.string(), False,
            "How the label geometry was made: pixel, centroid, box, polygon, ihc, model."),
         _f("votes", pa.list_(VOTE_TYPE), True,
-           "Individual annotator votes (annotator, label) where the source has them."),
+           "Individual votes (annotator, label, time, round) from the source or label rounds."),
         _f("confidence", pa.float64(), True,
            "Source confidence/agreement score where the source has one (MITOS-ATYPIA-14)."),
         _f("centroid_xy", pa.list_(pa.float64(), 2), False, "Object centre [x, y], level-0 px."),
         _f("bbox_xyxy", pa.list_(pa.float64(), 4), False,
-           "Box [x_min, y_min, x_max, y_max], level-0 px, half-open, inside the image."),
+           "Box [x_min, y_min, x_max, y_max], level-0 px, half-open, inside the image: the "
+           "mask's tight box once a mask exists, else the annotation's box."),
+        _f("source_bbox_xyxy", pa.list_(pa.float64(), 4), False,
+           "The box as the source annotated it (or as the step that created the object drew "
+           "it), level-0 px; never changed by later steps (it is what masks are prompted with)."),
         _f("mask_rle", pa.string(), True,
            "Nucleus mask as COCO compressed RLE on the box's integer grid "
            "(see geometry.mask_grid)."),
@@ -89,6 +97,31 @@ OBJECTS_SCHEMA = pa.schema(
         _f("extra", pa.string(), True, "JSON object with source- or step-specific fields."),
     ],
     metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), b"table": b"objects"},
+)
+
+
+#: Columns of a *layer* part: what a derive step (refine, harvest-fill, review, labels) says
+#: about objects that another part created.  Null means "this layer does not set it".
+LAYER_SCHEMA = pa.schema(
+    [
+        _f("object_key", pa.string(), False, "The object this row refines (must exist)."),
+        _f("label", pa.string(), True, "A new label (review, label-round consensus)."),
+        _f("label_origin", pa.string(), True, "How the new label was decided."),
+        _f("votes", pa.list_(VOTE_TYPE), True, "All votes on the object (replaces the list)."),
+        _f("bbox_xyxy", pa.list_(pa.float64(), 4), True, "Tight box of the layer's mask."),
+        _f("mask_rle", pa.string(), True, "The layer's mask (COCO RLE on its box grid)."),
+        _f("mask_origin", pa.string(), True, "Origin of the layer's mask."),
+        _f("mask_score", pa.float64(), True, "Quality score of the layer's mask."),
+        _f("mask_forced", pa.bool_(), True,
+           "The step was told to replace masks of higher precedence (refine --overwrite)."),
+        _f("area_px", pa.int64(), True, "Area of the layer's mask, level-0 px."),
+        _f("area_um2", pa.float64(), True, "Area of the layer's mask, µm²."),
+        _f("qa_state", pa.string(), True, "A review state (or the QA state of the layer's mask)."),
+        _f("qa_flags", pa.list_(pa.string()), True, "Flags the layer raised."),
+        _f("parent_key", pa.string(), True, "A link the layer sets."),
+        _f("step_info", pa.string(), True, "JSON object: what the step records about the row."),
+    ],
+    metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), b"table": b"layer"},
 )
 
 
@@ -113,6 +146,7 @@ class ImageRecord:
     fold: int | None = None
     license: str = "unknown"
     file_found: bool = False
+    duplicate_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +161,7 @@ class ObjectRecord:
     label_origin: str
     centroid_xy: tuple[float, float]
     bbox_xyxy: tuple[float, float, float, float]
+    source_bbox_xyxy: tuple[float, float, float, float] | None = None
     source_file: str | None = None
     source_label: str | None = None
     votes: Sequence[dict[str, str | None]] | None = None
@@ -158,8 +193,13 @@ def images_table(records: Iterable[ImageRecord]) -> pa.Table:
 
 
 def objects_table(records: Iterable[ObjectRecord]) -> pa.Table:
-    """Build an ``objects`` table from records (an empty iterable gives an empty table)."""
-    return _to_columns(records, OBJECTS_SCHEMA)
+    """Build an ``objects`` table from records (an empty iterable gives an empty table).
+
+    A record without ``source_bbox_xyxy`` gets its ``bbox_xyxy`` there (the box as read).
+    """
+    return _to_columns((r if r.source_bbox_xyxy is not None else
+                        dataclasses.replace(r, source_bbox_xyxy=r.bbox_xyxy) for r in records),
+                       OBJECTS_SCHEMA)
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -169,6 +209,8 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     columns are filled with nulls, so a table written by an older minor version still reads.
     """
     arrays = []
+    if schema is OBJECTS_SCHEMA:
+        table = _with_source_boxes(table)
     for f in schema:
         if f.name in table.column_names:
             arrays.append(table.column(f.name).cast(f.type))
@@ -181,6 +223,22 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
                 str(schema.metadata.get(b"table", b"?").decode()), f"missing column {f.name!r}"
             )
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _with_source_boxes(table: pa.Table) -> pa.Table:
+    """Fill a missing or null ``source_bbox_xyxy`` from ``bbox_xyxy`` (objects just created)."""
+    import pyarrow.compute as pc
+
+    if "bbox_xyxy" not in table.column_names:
+        return table
+    box = table.column("bbox_xyxy").cast(OBJECTS_SCHEMA.field("bbox_xyxy").type)
+    if "source_bbox_xyxy" not in table.column_names:
+        return table.append_column("source_bbox_xyxy", box)
+    src = table.column("source_bbox_xyxy").cast(box.type)
+    if src.null_count == 0:
+        return table
+    i = table.column_names.index("source_bbox_xyxy")
+    return table.set_column(i, "source_bbox_xyxy", pc.if_else(pc.is_null(src), box, src))
 
 
 def record_fields(cls: type) -> list[str]:

@@ -13,8 +13,16 @@ import pyarrow.compute as pc
 
 from mfcurate.errors import SchemaValidationError
 from mfcurate.geometry import mask_grid, rle_length
-from mfcurate.schemas.tables import IMAGES_SCHEMA, OBJECTS_SCHEMA
-from mfcurate.schemas.vocab import Label, LabelOrigin, MaskOrigin, QAState, Species, Split
+from mfcurate.schemas.tables import IMAGES_SCHEMA, LAYER_SCHEMA, OBJECTS_SCHEMA
+from mfcurate.schemas.vocab import (
+    Label,
+    LabelOrigin,
+    MaskOrigin,
+    QAFlag,
+    QAState,
+    Species,
+    Split,
+)
 
 _EPS = 1e-6
 
@@ -61,6 +69,23 @@ def _check_vocab(table: pa.Table, column: str, allowed: set[str], key: str, name
                   f"(allowed: {sorted(allowed)})", _keys_where(table, key, bad))
 
 
+def _check_flags(table: pa.Table, key: str, name: str) -> None:
+    flat = pc.list_flatten(table.column("qa_flags"))
+    if len(flat) == 0:
+        return
+    allowed = pa.array(sorted(v.value for v in QAFlag))
+    unknown = pc.invert(pc.is_in(flat, value_set=allowed))
+    if pc.any(unknown).as_py():
+        values = sorted({str(v) for v in pc.filter(flat, unknown).to_pylist()})
+        raise SchemaValidationError(name, f"qa_flags has values outside the vocabulary "
+                                          f"{values[:5]} (see QAFlag)")
+
+
+def _box_problems(boxes: np.ndarray) -> np.ndarray:
+    return ~np.isfinite(boxes).all(axis=1) | (boxes[:, 2] <= boxes[:, 0]) | \
+        (boxes[:, 3] <= boxes[:, 1]) | (boxes[:, 0] < -_EPS) | (boxes[:, 1] < -_EPS)
+
+
 def validate_images(table: pa.Table) -> None:
     """Validate an ``images`` table; raise :class:`SchemaValidationError` on the first problem."""
     _check_schema(table, IMAGES_SCHEMA, "images")
@@ -102,14 +127,16 @@ def validate_objects(table: pa.Table, images: pa.Table | None = None) -> None:
     _check_vocab(table, "label_origin", {v.value for v in LabelOrigin}, "object_key", name)
     _check_vocab(table, "mask_origin", {v.value for v in MaskOrigin}, "object_key", name)
     _check_vocab(table, "qa_state", {v.value for v in QAState}, "object_key", name)
+    _check_flags(table, "object_key", name)
     if table.num_rows == 0:
         return
     boxes = _fixed_list(table.column("bbox_xyxy"), 4)
-    bad = ~np.isfinite(boxes).all(axis=1) | (boxes[:, 2] <= boxes[:, 0]) | \
-        (boxes[:, 3] <= boxes[:, 1]) | (boxes[:, 0] < -_EPS) | (boxes[:, 1] < -_EPS)
-    if bad.any():
-        raise SchemaValidationError(name, "bbox_xyxy must be a positive box with x0, y0 >= 0",
-                                    _keys_where(table, "object_key", bad))
+    for col, b in (("bbox_xyxy", boxes),
+                   ("source_bbox_xyxy", _fixed_list(table.column("source_bbox_xyxy"), 4))):
+        bad = _box_problems(b)
+        if bad.any():
+            raise SchemaValidationError(name, f"{col} must be a positive box with x0, y0 >= 0",
+                                        _keys_where(table, "object_key", bad))
     if images is not None:
         idx = pc.index_in(table.column("image_key"), value_set=images.column("image_key"))
         unknown = np.asarray(pc.is_null(idx).to_numpy(zero_copy_only=False), dtype=bool)
@@ -124,7 +151,59 @@ def validate_objects(table: pa.Table, images: pa.Table | None = None) -> None:
         if outside.any():
             raise SchemaValidationError(name, "bbox_xyxy extends outside its image",
                                         _keys_where(table, "object_key", outside))
+        _check_areas(table, images, pos)
     _check_masks(table, boxes)
+
+
+def _check_areas(table: pa.Table, images: pa.Table, pos: np.ndarray) -> None:
+    """``area_um2`` must be ``area_px * mpp_x * mpp_y`` where the image's µm/px is known."""
+    def col(t: pa.Table, name: str) -> np.ndarray:
+        return np.asarray(t.column(name).to_numpy(zero_copy_only=False), dtype=float)
+
+    mx, my = col(images, "mpp_x")[pos], col(images, "mpp_y")[pos]
+    my = np.where(np.isnan(my), mx, my)
+    mx = np.where(np.isnan(mx), my, mx)
+    expect = col(table, "area_px") * mx * my
+    got = col(table, "area_um2")
+    known = np.isfinite(expect) & np.isfinite(got)
+    bad = known & (np.abs(got - expect) > 1e-6 * np.maximum(np.abs(expect), 1.0))
+    if bad.any():
+        raise SchemaValidationError("objects", "area_um2 is not area_px * mpp_x * mpp_y of its "
+                                               "image", _keys_where(table, "object_key", bad))
+
+
+def validate_layer(table: pa.Table) -> None:
+    """Validate a layer part: schema, unique keys, vocabularies, mask bundles that are whole.
+
+    Checks against the objects the rows refer to (existence, boxes inside the image) are made
+    by the dataset when the layer is written.
+    """
+    name = "layer"
+    _check_schema(table, LAYER_SCHEMA, name)
+    _check_unique(table, "object_key", name)
+    _check_vocab(table, "label", {v.value for v in Label}, "object_key", name)
+    _check_vocab(table, "label_origin", {v.value for v in LabelOrigin}, "object_key", name)
+    _check_vocab(table, "mask_origin", {v.value for v in MaskOrigin}, "object_key", name)
+    _check_vocab(table, "qa_state", {v.value for v in QAState}, "object_key", name)
+    _check_flags(table, "object_key", name)
+    if table.num_rows == 0:
+        return
+    has_mask = np.asarray(pc.is_valid(table.column("mask_rle")).to_numpy(zero_copy_only=False))
+    bundle = ("bbox_xyxy", "mask_origin", "area_px")
+    for c in bundle:
+        missing = has_mask & np.asarray(pc.is_null(table.column(c)).to_numpy(
+            zero_copy_only=False))
+        if missing.any():
+            raise SchemaValidationError(name, f"a row with mask_rle needs {c}",
+                                        _keys_where(table, "object_key", missing))
+    sub = table.filter(pa.array(has_mask))
+    if sub.num_rows:
+        boxes = _fixed_list(sub.column("bbox_xyxy"), 4)
+        bad = _box_problems(boxes)
+        if bad.any():
+            raise SchemaValidationError(name, "bbox_xyxy must be a positive box",
+                                        _keys_where(sub, "object_key", bad))
+        _check_masks(sub, boxes)
 
 
 def _check_masks(table: pa.Table, boxes: np.ndarray) -> None:

@@ -18,6 +18,7 @@ class Label(StrEnum):
     GRANULOCYTE = "granulocyte"
     TUMOUR_CELL = "tumour_cell"
     OTHER_CELL = "other_cell"
+    UNCERTAIN = "uncertain"  # raters could not agree (label rounds); never trained by default
 
 
 #: Fixed COCO category ids; never derived from enum order.
@@ -28,6 +29,7 @@ COCO_CATEGORY_IDS: dict[Label, int] = {
     Label.GRANULOCYTE: 4,
     Label.TUMOUR_CELL: 5,
     Label.OTHER_CELL: 6,
+    Label.UNCERTAIN: 7,
 }
 
 #: Human-readable names used in tables and the COCO ``categories`` list.
@@ -38,6 +40,7 @@ LABEL_NAMES: dict[Label, str] = {
     Label.GRANULOCYTE: "granulocyte",
     Label.TUMOUR_CELL: "tumour cell",
     Label.OTHER_CELL: "other cell",
+    Label.UNCERTAIN: "uncertain",
 }
 
 
@@ -50,6 +53,8 @@ class LabelOrigin(StrEnum):
     POLYGON = "polygon"  # a polygon outline (in-house GeoJSON)
     IHC = "ihc"  # a DAB-positive nucleus on a pHH3 re-stain
     MODEL = "model"  # produced by a model (harvest, detection)
+    CONSENSUS = "consensus"  # label set by a label round's consensus (votes in ``votes``)
+    MANUAL = "manual"  # label changed by a reviewer
 
 
 class MaskOrigin(StrEnum):
@@ -77,6 +82,34 @@ class QAState(StrEnum):
     REJECTED = "rejected"
 
 
+class QAFlag(StrEnum):
+    """Reasons a step flagged an object (values of ``qa_flags``); see each step's docs."""
+
+    # masks of a prompt box (segment.qa)
+    LOW_SCORE = "low_score"
+    LOW_STABILITY = "low_stability"
+    BOX_EDGE = "box_edge"
+    MULTI_COMPONENT = "multi_component"
+    AREA_OUT_OF_RANGE = "area_out_of_range"
+    CENTROID_OFFSET = "centroid_offset"
+    EMPTY = "empty"
+    SEGMENT_FAILED = "segment_failed"  # the segmenter raised on this object; no mask kept
+    CLIPPED_TO_IMAGE = "clipped_to_image"  # the mask reached past the image and was cut
+    # harvest
+    DUPLICATE_OF_ANNOTATION = "duplicate_of_annotation"
+    NEAR_ANNOTATION = "near_annotation"
+    FRAGMENT_OF_FIGURE = "fragment_of_figure"
+    # pHH3 transfer (registration)
+    OUTSIDE_HE = "outside_he"
+    REGISTRATION_RESIDUAL = "registration_residual"
+    REGISTRATION_FALLBACK = "registration_fallback"
+    REGISTRATION_FAILED_REGION = "registration_failed_region"
+    AREA_CHANGED = "area_changed"
+    REFINE_FAILED = "refine_failed"
+    # patches
+    DISK_MASK = "disk_mask"
+
+
 class Species(StrEnum):
     """Species of the specimen."""
 
@@ -95,6 +128,9 @@ class Split(StrEnum):
     TEST = "test"
     UNASSIGNED = "unassigned"
 
+
+#: Labels a classifier is trained on by default (``uncertain`` never is).
+TRAINABLE_LABELS: frozenset[str] = frozenset(lab.value for lab in Label if lab != Label.UNCERTAIN)
 
 #: Labels that count as "annotated figures" (what masks are refined for and harvest excludes).
 FIGURE_LABELS: frozenset[str] = frozenset({Label.MITOTIC_FIGURE, Label.MITOTIC_LIKE})

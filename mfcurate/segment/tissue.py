@@ -100,28 +100,15 @@ def tissue_mask(image: ImageSource, max_size: int = 1024,
 
 
 def tile_grid(width: int, height: int, tile: int = 1024, overlap: int = 128) -> list[Tile]:
-    """All tiles of an image on a regular grid with at least ``overlap`` px of overlap.
-
-    The last tile of each row/column is aligned to the image edge, so every tile is full
-    size unless the image is smaller than one tile (then it is one clipped tile).
+    """All tiles of an image (the one grid of :mod:`mfcurate.tiling`).
 
     Examples:
         >>> tile_grid(2000, 900, tile=1024, overlap=128)
         [(0, 0, 1024, 900), (976, 0, 1024, 900)]
     """
-    if tile <= 0 or overlap < 0 or overlap >= tile:
-        raise ValueError(f"need 0 <= overlap < tile (got tile={tile}, overlap={overlap})")
+    from mfcurate.tiling import TileGrid
 
-    def starts(n: int) -> list[int]:
-        if n <= tile:
-            return [0]
-        stride = tile - overlap
-        s = list(range(0, n - tile, stride))
-        s.append(n - tile)
-        return s
-
-    tw, th = min(tile, width), min(tile, height)
-    return [(x, y, tw, th) for y in starts(height) for x in starts(width)]
+    return TileGrid(width, height, tile, overlap).tiles()
 
 
 def _mask_fraction(mask: BoolMask, scale: float, t: Tile) -> float:
