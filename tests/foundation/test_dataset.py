@@ -30,12 +30,15 @@ def test_second_source_leaves_the_first_untouched(tmp_path: Path, sources: dict)
     ds_path = tmp_path / "ds"
     ingest_source("midog++", sources["midog++"].root, ds_path)
     first = Dataset.open(ds_path)
-    part = first.object_files(["midog++"])[0]
+    part = first.part_path("midog++", "ingest")
+    images = first.root / first.source_info("midog++")["images"]
+    images_before = images.read_bytes()
     before = part.read_bytes()
     ingest_source("folder", sources["folder"].root, ds_path)
     ds = Dataset.open(ds_path)
     assert ds.sources == ["folder", "midog++"]
-    assert ds.object_files(["midog++"])[0] == part and part.read_bytes() == before
+    assert ds.part_path("midog++", "ingest") == part and part.read_bytes() == before
+    assert images.read_bytes() == images_before  # another source's commit rewrites nothing
     assert ds.images().num_rows == sources["midog++"].n_images + sources["folder"].n_images
     assert ds.verify() == []
 
@@ -52,8 +55,10 @@ def test_reingest_replaces_exactly_its_rows(tmp_path: Path, sources: dict) -> No
     assert pc.count_distinct(objects["object_key"]).as_py() == objects.num_rows
     files = list((ds_path / "objects").rglob("*.parquet"))
     assert len(files) == 2  # the old midog++ part was removed
+    images = list((ds_path / "images").rglob("*.parquet"))
+    assert len(images) == 2
     assert set(json.loads((ds_path / "manifest.json").read_text())["files"]) == \
-        {"images.parquet", *(f.relative_to(ds_path).as_posix() for f in files)}
+        {f.relative_to(ds_path).as_posix() for f in files + images}
 
 
 def test_failing_ingest_leaves_the_dataset_as_it_was(tmp_path: Path, sources: dict) -> None:
@@ -73,7 +78,7 @@ def test_killed_write_is_invisible(tmp_path: Path, sources: dict, monkeypatch) -
     ds_path = tmp_path / "ds"
     ingest_source("midog++", sources["midog++"].root, ds_path)
     before = _snapshot(ds_path)
-    import mfcurate.dataset as dsmod
+    import mfcurate.dataset.commit as dsmod
 
     def boom(*a, **k):
         raise KeyboardInterrupt
@@ -103,6 +108,6 @@ def test_verify_detects_a_changed_file(tmp_path: Path, sources: dict) -> None:
     ds_path = tmp_path / "ds"
     ingest_source("midog++", sources["midog++"].root, ds_path)
     ds = Dataset.open(ds_path)
-    part = ds.object_files()[0]
+    part = ds.part_path("midog++", "ingest")
     part.write_bytes(part.read_bytes() + b"x")
     assert any("checksum" in p for p in ds.verify())
