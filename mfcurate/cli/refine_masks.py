@@ -50,8 +50,9 @@ def refine_masks_cmd(
         help="Also replace source, pHH3 and manual masks and reviewed objects.")] = False,
     all_labels: Annotated[bool, typer.Option(
         help="Refine every object, not only mitotic and mitotic-like figures.")] = False,
-    default_mpp: Annotated[float, typer.Option(
-        help="µm/px for images whose resolution is unknown.")] = 0.25,
+    default_mpp: Annotated[float | None, typer.Option(
+        help="µm/px for images whose resolution is unknown (without it such images are "
+             "skipped and counted).")] = None,
     workers: WorkersOpt = 1,
     scheduler: SchedulerOpt = None,
 ) -> None:
@@ -74,6 +75,12 @@ def refine_masks_cmd(
                                progress=advance)
     console.print(f"[green]refined[/green] {summary.kept} masks on {summary.images} images "
                   f"({summary.reprompted} re-prompted, {summary.flagged} flagged for review)")
+    if summary.failed:
+        err_console.print(f"[yellow]warning:[/yellow] {summary.failed} objects could not be "
+                          "segmented (flagged segment_failed for review)")
     if summary.missing_images:
         err_console.print(f"[yellow]warning:[/yellow] {summary.missing_images} objects skipped: "
                           "their image file is missing")
+    if summary.images_without_mpp:
+        err_console.print(f"[yellow]warning:[/yellow] {summary.images_without_mpp} images "
+                          "skipped: no µm/px (give --default-mpp)")

@@ -13,15 +13,15 @@ Flow (``mfcurate harvest DATASET``; step ``harvest`` in recipes and the demo):
 3. per image: duplicates across seams are removed, objects are labelled against the
    annotations (:mod:`mfcurate.pipelines.harvest_merge`), and written as part ``harvest`` of
    the source (keys ``<image_key>/harvest/<n>``, numbered by position); annotations of
-   figures without a mask get the matched object's mask (part ``ingest`` rewritten with
-   every other row unchanged).
+   figures without a mask get the matched object's mask through the ``harvest-fill`` layer.
+   Both parts of a source are one commit, and harvest reads the dataset without them, so a
+   rerun is a no-op and a resumed run equals an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,8 +32,10 @@ import pyarrow as pa
 
 from mfcurate.errors import MfcurateError, SourceFormatError, UsageError
 from mfcurate.steps import StepContext, step
+from mfcurate.units import MppUnknownError, area_um2, mpp_of_row
 
 HARVEST_PART = "harvest"
+FILL_PART = "harvest-fill"
 _SEGMENTERS: dict[str, Any] = {}
 
 
@@ -167,18 +169,6 @@ def _segmenter(spec: dict[str, Any]) -> Any:
     return _SEGMENTERS[key]
 
 
-def _touches(edge_box: tuple[int, int, int, int], tile: Sequence[int],
-             width: int, height: int) -> bool:
-    """Whether a box (x0, y0, x1, y1 exclusive) touches an inner edge of ``tile``.
-
-    Inner edges are tile edges that are not image edges.
-    """
-    x0, y0, x1, y1 = edge_box
-    tx, ty, tw, th = tile
-    return ((x0 <= tx and tx > 0) or (y0 <= ty and ty > 0) or
-            (x1 >= tx + tw and tx + tw < width) or (y1 >= ty + th and ty + th < height))
-
-
 def harvest_tiles(payload: dict[str, Any]) -> pa.Table:
     """Executor task: segment a batch of tiles of one image; return candidate rows.
 
@@ -188,10 +178,13 @@ def harvest_tiles(payload: dict[str, Any]) -> pa.Table:
     """
     from mfcurate.geometry import mask_to_record
     from mfcurate.io.reader import open_image
+    from mfcurate.tiling import TileGrid
 
     seg = _segmenter(payload["spec"])
-    all_tiles = [tuple(t) for t in payload["all_tiles"]]
-    width, height = int(payload["width"]), int(payload["height"])
+    all_tiles = [(int(t[0]), int(t[1]), int(t[2]), int(t[3])) for t in payload["all_tiles"]]
+    selected = set(all_tiles)
+    grid = TileGrid(int(payload["width"]), int(payload["height"]), int(payload["tile"]),
+                    int(payload["overlap"]))
     cols: dict[str, list[Any]] = {c: [] for c in _CANDIDATE_SCHEMA.names}
     img = open_image(Path(payload["path"]))
     try:
@@ -204,10 +197,7 @@ def harvest_tiles(payload: dict[str, Any]) -> pa.Table:
                 if rec is None:
                     continue
                 box, rle, area, (cx, cy) = rec
-                ibox = (int(box[0]), int(box[1]), int(box[2]), int(box[3]))
-                if _touches(ibox, all_tiles[ti], width, height) and any(
-                        j != ti and _inside(ibox, all_tiles[j], width, height)
-                        for j in range(len(all_tiles))):
+                if not grid.keep(box, all_tiles[ti], selected):
                     continue  # cut by the seam; another tile holds it whole
                 for k, v in (("image_key", payload["image_key"]), ("tile_index", ti),
                              ("inst_index", n), ("x0", box[0]), ("y0", box[1]),
@@ -218,16 +208,6 @@ def harvest_tiles(payload: dict[str, Any]) -> pa.Table:
     finally:
         img.close()
     return pa.table(cols, schema=_CANDIDATE_SCHEMA)
-
-
-def _inside(box: tuple[int, int, int, int], tile: Sequence[int], width: int,
-            height: int) -> bool:
-    """Whether ``box`` lies in ``tile`` without touching its interior edges."""
-    x0, y0, x1, y1 = box
-    tx, ty, tw, th = tile
-    if x0 < tx or y0 < ty or x1 > tx + tw or y1 > ty + th:
-        return False
-    return not _touches(box, tile, width, height)
 
 
 _CANDIDATE_SCHEMA = pa.schema([
@@ -281,11 +261,11 @@ def _plan_image(cfg: HarvestConfig, source: str, row: dict[str, Any], path: Path
     except (SourceFormatError, FileNotFoundError, OSError) as exc:
         return f"{row['image_key']}: cannot open {path} ({exc})"
     try:
-        mx = row.get("mpp_x") or img.mpp_x or cfg.default_mpp
-        my = row.get("mpp_y") or img.mpp_y or mx
-        if not mx or not my:
+        try:
+            res = mpp_of_row(row, file_mpp=(img.mpp_x, img.mpp_y), default=cfg.default_mpp)
+        except MppUnknownError:
             return f"{row['image_key']}: no µm/px (pass --default-mpp)"
-        mpp = math.sqrt(float(mx) * float(my))
+        mx, my, mpp = res.x, res.y, res.iso
         regions = _regions_for(cfg, path, ann_boxes, mpp)
         mask = tissue_mask(img)
         tiles = tissue_tiles(img, tile=cfg.tile, overlap=cfg.overlap, mask=mask,
@@ -345,8 +325,7 @@ def harvest_dataset(
     plans: list[_ImagePlan] = []
     anns_by_source: dict[str, pa.Table] = {}
     for src in chosen:
-        parts = [p for p in ds.source_info(src).get("parts", {}) if p != HARVEST_PART]
-        anns = ds.objects(sources=[src], parts=parts)
+        anns = ds.objects(sources=[src], exclude_parts=[HARVEST_PART, FILL_PART])
         anns_by_source[src] = anns
         images = ds.images(sources=[src]).to_pylist()
         akeys = np.asarray(anns.column("image_key").to_pylist(), dtype=object)
@@ -371,6 +350,7 @@ def harvest_dataset(
             idx = list(range(b, min(b + cfg.tiles_per_task, len(plan.tiles))))
             payload = {"path": str(plan.path), "image_key": plan.image_key, "mpp": plan.mpp,
                        "width": plan.width, "height": plan.height, "tiles": idx,
+                       "tile": cfg.tile, "overlap": cfg.overlap,
                        "all_tiles": plan.tiles, "spec": spec}
             tasks.append(Task(f"{plan.image_key}|{b}", payload))
     outputs = run_tasks(harvest_tiles, tasks, work / "tiles", workers=workers,
@@ -467,7 +447,6 @@ def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: p
     rows: list[dict[str, Any]] = []
     n = 0
     tile_scores: dict[int, tuple[int, int]] = {}
-    um2 = plan.mpp_xy[0] * plan.mpp_xy[1]
     kinds: list[str] = []
     for i, dec in enumerate(res.decisions):
         ti = int(c.tile_index[i])
@@ -490,7 +469,7 @@ def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: p
             "centroid_xy": [float(c.centroids[i, 0]), float(c.centroids[i, 1])],
             "bbox_xyxy": box, "mask_rle": c.rles[i], "mask_origin": c.origin[i],
             "mask_score": float(c.score[i]), "area_px": int(c.area_px[i]),
-            "area_um2": float(c.area_px[i]) * um2, "qa_state": "unreviewed",
+            "area_um2": area_um2(int(c.area_px[i]), *plan.mpp_xy), "qa_state": "unreviewed",
             "qa_flags": None, "parent_key": None,
             "extra": decision_extra(dec, plan.tiles[ti], c.stability[i], cfg.kind),
         }
@@ -501,14 +480,12 @@ def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: p
                        qa_flags=["duplicate_of_annotation"])
             orig_rle = a["mask_rle"][k_ann]
             orig_origin = a["mask_origin"][k_ann]
-            refill = orig_origin in ("disk", "sam_auto", "classical") and \
-                "harvest_mask_from" in (a["extra"][k_ann] or "")
-            if cfg.fill_annotation_masks and (orig_rle is None or orig_origin == "disk"
-                                              or refill):
+            if cfg.fill_annotation_masks and (orig_rle is None or orig_origin == "disk"):
                 fills[akey] = {"bbox_xyxy": box, "mask_rle": c.rles[i],
                                "mask_origin": c.origin[i], "mask_score": float(c.score[i]),
                                "area_px": int(c.area_px[i]),
-                               "area_um2": float(c.area_px[i]) * um2, "from": key}
+                               "area_um2": area_um2(int(c.area_px[i]), *plan.mpp_xy),
+                               "from": key}
         elif dec.kind == "near":
             row.update(label="other_cell", parent_key=ann.keys[int(dec.annotation or 0)],
                        qa_state="flagged", qa_flags=["near_annotation"])
@@ -518,28 +495,26 @@ def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: p
 
 
 def _write_source(ds: Any, src: str, tables: Any, fills: dict[str, dict[str, Any]]) -> None:
-    """Write part ``harvest`` (streamed), then the filled annotation masks into ``ingest``."""
-    from mfcurate.schemas.tables import OBJECTS_SCHEMA
+    """One commit: part ``harvest`` (streamed), then the ``harvest-fill`` layer."""
+    ds.write_parts({(src, HARVEST_PART): tables, (src, FILL_PART): _fill_rows(fills)})
 
-    ds.write_part(src, HARVEST_PART, tables)
-    if not fills:
-        return
-    ingest = ds.objects(sources=[src], parts=["ingest"])
-    recs = ingest.to_pylist()
-    changed = False
-    for r in recs:
-        f = fills.get(r["object_key"])
-        if f is None:
-            continue
-        extra = json.loads(r["extra"]) if r["extra"] else {}
-        if "source_bbox_xyxy" not in extra:
-            extra["source_bbox_xyxy"] = r["bbox_xyxy"]
-        extra["harvest_mask_from"] = f["from"]
-        r.update({k: v for k, v in f.items() if k != "from"})
-        r["extra"] = json.dumps(extra, sort_keys=True)
-        changed = True
-    if changed:
-        ds.write_part(src, "ingest", [pa.Table.from_pylist(recs, schema=OBJECTS_SCHEMA)])
+
+def _fill_rows(fills: dict[str, dict[str, Any]]) -> Any:
+    """The ``harvest-fill`` layer rows.
+
+    A generator: the commit reads it after streaming the ``harvest`` part, when ``fills``
+    is complete.
+    """
+    from mfcurate.schemas.tables import LAYER_SCHEMA
+
+    rows = []
+    for key in sorted(fills):
+        f = fills[key]
+        row = {k: v for k, v in f.items() if k != "from"}
+        row.update(object_key=key, qa_state="unreviewed",
+                   step_info=json.dumps({"from": f["from"]}, sort_keys=True))
+        rows.append(row)
+    yield pa.Table.from_pylist(rows, schema=LAYER_SCHEMA)
 
 
 def _write_overlay(path: Path, cfg: HarvestConfig, plan: _ImagePlan, ti: int,

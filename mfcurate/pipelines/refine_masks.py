@@ -12,11 +12,14 @@ mask is missing or came from an earlier run), one executor task:
 3. returns one row per object (mask RLE on the tight box, origin, score, areas, QA state
    and flags), which the executor writes to ``DATASET/.work/refine-masks/`` atomically.
 
-When every image is done the rows are merged into the parts they came from with
-``Dataset.write_part`` (every other row and column is kept).  Masks a source gave
-(``mask_origin`` ``source``), pHH3-transferred and manual masks, and objects a person reviewed
-(``accepted``, ``amended``, ``rejected``) are kept unless ``overwrite``.  The annotation's
-original box is kept in ``extra.prompt_box_xyxy`` so reruns prompt with the same box.
+When every image is done the rows are written as the ``refine`` layer of each source (one
+commit, :mod:`mfcurate.dataset.parts`): the dataset decides by precedence which mask an object
+shows, so masks a source gave (``mask_origin`` ``source``), pHH3-transferred and manual masks
+stay in front, and objects a person reviewed are not prompted, unless ``overwrite`` (then the
+refine rows are marked ``mask_forced``).  Prompts are always the annotation's own box
+(``source_bbox_xyxy``) and the dataset is read without the ``refine`` layer, so a rerun
+prompts exactly as the first run did.  Masks are cut to their image; an object whose
+segmentation raises is flagged ``segment_failed`` and the run goes on.
 
 A killed run restarted with the same command skips the images already done (task keys include
 a hash of the configuration and of the image's prompts) and ends with exactly the table of an
@@ -38,16 +41,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mfcurate.dataset import Dataset
-from mfcurate.errors import UsageError
-from mfcurate.schemas.tables import OBJECTS_SCHEMA
+from mfcurate.dataset.parts import DECIDED_STATES, MASK_RANK, PARTS
+from mfcurate.errors import MfcurateError, UsageError
 from mfcurate.schemas.vocab import FIGURE_LABELS
 from mfcurate.segment import BoxSegmenter
 from mfcurate.segment.qa import QAConfig
 from mfcurate.steps import StepContext, step
+from mfcurate.units import MppUnknownError, mpp_of_row
 
 WORK_SUBDIR = "refine-masks"
-PROTECTED_ORIGINS = frozenset({"source", "phh3", "manual"})
-REVIEWED_STATES = frozenset({"accepted", "amended", "rejected"})
+PART = "refine"
+#: Mask origins that outrank a refined mask (see mfcurate.dataset.parts).
+PROTECTED_ORIGINS = frozenset(o for o, r in MASK_RANK.items() if r > PARTS[PART].mask_rank)
 WINDOW_SIZES = {"tile": 1024, "context": 256}
 
 RESULT_SCHEMA = pa.schema([
@@ -78,7 +83,8 @@ class RefineConfig:
         window_px: window side override (must divide 1024 for SAM).
         overwrite: also replace source/pHH3/manual masks and reviewed objects.
         all_labels: refine every object, not only mitotic and mitotic-like figures.
-        default_mpp: µm/px for images whose mpp is unknown.
+        default_mpp: µm/px for images whose mpp is unknown (None: such images are skipped
+            and counted).
         qa: QA thresholds.
     """
 
@@ -91,8 +97,16 @@ class RefineConfig:
     window_px: int | None = None
     overwrite: bool = False
     all_labels: bool = False
-    default_mpp: float = 0.25
+    default_mpp: float | None = None
     qa: QAConfig = field(default_factory=QAConfig)
+
+    def __post_init__(self) -> None:
+        if self.window_px is not None and self.window_px < 16:
+            raise UsageError(f"window_px must be at least 16 px (got {self.window_px})")
+        if self.default_mpp is not None and not (self.default_mpp > 0):
+            raise UsageError(f"default_mpp must be a positive µm/px (got {self.default_mpp})")
+        if self.sam_batch < 0:
+            raise UsageError(f"sam_batch must be >= 0 (got {self.sam_batch})")
 
     @property
     def side(self) -> int:
@@ -121,8 +135,6 @@ class RefineConfig:
             if 1024 % self.side != 0 or self.side < 64:
                 raise UsageError(f"SAM windows must divide 1024 px (got {self.side})")
             if not Path(self.sam_checkpoint).is_file():
-                from mfcurate.errors import MfcurateError
-
                 raise MfcurateError(f"SAM checkpoint {self.sam_checkpoint} does not exist")
 
 
@@ -205,51 +217,88 @@ def refine_image(payload: dict[str, Any]) -> pa.Table:
     """Executor task: refine the masks of one image (see the module docstring).
 
     Args:
-        payload: ``path``, ``mpp``, ``side``, ``segmenter`` (dict), ``qa`` (dict) and
-            ``objects``: a list of ``{"key", "box", "anchor"}`` in level-0 px.
+        payload: ``path``, ``mpp`` (``[x, y]``), ``size`` (``[width, height]`` or nulls),
+            ``side``, ``segmenter`` (dict), ``qa`` (dict) and ``objects``: a list of
+            ``{"key", "box", "anchor"}`` in level-0 px.
 
     Returns:
         A :data:`RESULT_SCHEMA` table, one row per object, in the payload's order.
     """
-    from mfcurate.geometry import mask_to_record
     from mfcurate.io.reader import open_image
-    from mfcurate.segment.qa import refine_window
 
     qa_dict = dict(payload["qa"])
     qa_dict["area_um2"] = tuple(qa_dict["area_um2"])
     qa = QAConfig(**qa_dict)
     seg = _segmenter(payload["segmenter"])
-    mpp = float(payload["mpp"])
-    side = int(payload["side"])
     objs = payload["objects"]
     boxes = np.array([o["box"] for o in objs], dtype=np.float64).reshape(-1, 4)
     anchors = np.array([o["anchor"] for o in objs], dtype=np.float64).reshape(-1, 2)
     rows: dict[int, dict[str, Any]] = {}
     with open_image(payload["path"]) as img:
-        for wx, wy, idx in plan_windows(boxes, side, bounds=(img.width, img.height)):
-            window = img.read_region(wx, wy, side, side)
-            off = np.array([wx, wy, wx, wy], dtype=np.float64)
-            results = refine_window(seg, window, boxes[idx] - off, anchors[idx] - off[:2],
-                                    mpp, qa)
-            for j, r in zip(idx, results, strict=True):
-                inst = r.instance
-                rec = mask_to_record(inst.mask, (inst.offset_xy[0] + wx, inst.offset_xy[1] + wy))
-                if rec is None:  # cannot happen: instances are non-empty
-                    continue
-                bbox, rle, area, centroid = rec
-                info = {"strategy": r.strategy, "initial_flags": r.initial_flags,
-                        "quality": round(r.quality, 4), "window_xy": [wx, wy],
-                        "window_px": side, "segmenter": seg.name,
-                        "stability": None if inst.stability is None else round(inst.stability, 4),
-                        "mask_centroid_xy": [round(centroid[0], 2), round(centroid[1], 2)]}
-                rows[j] = {
-                    "object_key": objs[j]["key"], "bbox_xyxy": list(bbox), "mask_rle": rle,
-                    "mask_origin": inst.origin, "mask_score": float(inst.score),
-                    "area_px": int(area), "area_um2": float(area) * mpp * mpp,
-                    "qa_state": r.qa_state, "qa_flags": list(r.flags),
-                    "refine": json.dumps(info, sort_keys=True),
-                }
+        size = (img.width, img.height)
+        for wx, wy, idx in plan_windows(boxes, int(payload["side"]), bounds=size):
+            rows.update(_refine_window(seg, img, (wx, wy), idx, boxes, anchors, objs,
+                                       payload, qa))
     return pa.Table.from_pylist([rows[j] for j in sorted(rows)], schema=RESULT_SCHEMA)
+
+
+def _refine_window(seg: BoxSegmenter, img: Any, xy: tuple[int, int], idx: list[int],
+                   boxes: npt.NDArray[np.float64], anchors: npt.NDArray[np.float64],
+                   objs: list[dict[str, Any]], payload: dict[str, Any], qa: QAConfig
+                   ) -> dict[int, dict[str, Any]]:
+    """Rows of the objects of one window; a window whose segmentation raises flags them."""
+    from mfcurate.segment.qa import refine_window
+
+    wx, wy = xy
+    side = int(payload["side"])
+    mpp_x, mpp_y = (float(v) for v in payload["mpp"])
+    window = img.read_region(wx, wy, side, side)
+    off = np.array([wx, wy, wx, wy], dtype=np.float64)
+    try:
+        results = refine_window(seg, window, boxes[idx] - off, anchors[idx] - off[:2],
+                                float(np.sqrt(mpp_x * mpp_y)), qa)
+    except Exception as exc:  # one window's failure must not fail the image or the run
+        return {j: _failed_row(objs[j]["key"], f"{type(exc).__name__}: {exc}") for j in idx}
+    out: dict[int, dict[str, Any]] = {}
+    for j, r in zip(idx, results, strict=True):
+        row = _result_row(objs[j]["key"], r, (wx, wy), img, payload, seg.name)
+        out[j] = row if row is not None else _failed_row(objs[j]["key"], "empty mask")
+    return out
+
+
+def _result_row(key: str, r: Any, xy: tuple[int, int], img: Any, payload: dict[str, Any],
+                seg_name: str) -> dict[str, Any] | None:
+    from mfcurate.geometry import clip_mask_to_image, mask_to_record
+    from mfcurate.units import area_um2
+
+    inst = r.instance
+    mask, offset, clipped = clip_mask_to_image(
+        inst.mask, (inst.offset_xy[0] + xy[0], inst.offset_xy[1] + xy[1]), img.width,
+        img.height)
+    rec = mask_to_record(mask, offset)
+    if rec is None:
+        return None
+    bbox, rle, area, centroid = rec
+    flags = list(r.flags) + (["clipped_to_image"] if clipped else [])
+    info = {"strategy": r.strategy, "initial_flags": r.initial_flags,
+            "quality": round(r.quality, 4), "window_xy": list(xy),
+            "window_px": int(payload["side"]), "segmenter": seg_name,
+            "stability": None if inst.stability is None else round(inst.stability, 4),
+            "mask_centroid_xy": [round(centroid[0], 2), round(centroid[1], 2)]}
+    mpp_x, mpp_y = (float(v) for v in payload["mpp"])
+    return {"object_key": key, "bbox_xyxy": list(bbox), "mask_rle": rle,
+            "mask_origin": inst.origin, "mask_score": float(inst.score), "area_px": int(area),
+            "area_um2": area_um2(area, mpp_x, mpp_y),
+            "qa_state": "flagged" if flags else "unreviewed", "qa_flags": flags,
+            "refine": json.dumps(info, sort_keys=True)}
+
+
+def _failed_row(key: str, why: str) -> dict[str, Any]:
+    """A row without a mask: the object is flagged for review, the run goes on."""
+    return {"object_key": key, "bbox_xyxy": None, "mask_rle": None, "mask_origin": None,
+            "mask_score": None, "area_px": None, "area_um2": None, "qa_state": "flagged",
+            "qa_flags": ["segment_failed"],
+            "refine": json.dumps({"strategy": "failed", "error": why[:300]}, sort_keys=True)}
 
 
 # ---------------------------------------------------------------------- driver side
@@ -261,8 +310,10 @@ class RefineSummary:
     objects: int = 0
     kept: int = 0
     flagged: int = 0
+    failed: int = 0
     reprompted: int = 0
     missing_images: int = 0
+    images_without_mpp: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -271,45 +322,30 @@ class RefineSummary:
 
 
 def _select(ds: Dataset, cfg: RefineConfig) -> pa.Table:
-    cols = ["object_key", "image_key", "source", "label", "centroid_xy", "bbox_xyxy",
-            "mask_origin", "qa_state", "extra"]
-    t = ds.objects(columns=cols)
-    if t.num_rows == 0:
+    """The objects to prompt, read without the ``refine`` layer (reruns prompt the same)."""
+    from mfcurate.dataset import Selection, select_objects
+
+    cols = ["object_key", "image_key", "source", "label", "centroid_xy", "source_bbox_xyxy",
+            "mask_origin", "mask_rle", "qa_state"]
+    sel = Selection(labels=None if cfg.all_labels else tuple(sorted(FIGURE_LABELS)),
+                    include_duplicates=True, exclude_parts=(PART,))
+    t = select_objects(ds, sel, columns=cols)
+    if t.num_rows == 0 or cfg.overwrite:
         return t
-    keep = pc.is_valid(t.column("object_key"))
-    if not cfg.all_labels:
-        keep = pc.and_(keep, pc.is_in(t.column("label"),
-                                      value_set=pa.array(sorted(FIGURE_LABELS))))
-    if not cfg.overwrite:
-        origin = pc.fill_null(t.column("mask_origin"), "")
-        keep = pc.and_(keep, pc.invert(pc.is_in(origin,
-                                                value_set=pa.array(sorted(PROTECTED_ORIGINS)))))
-        keep = pc.and_(keep, pc.invert(pc.is_in(t.column("qa_state"),
-                                                value_set=pa.array(sorted(REVIEWED_STATES)))))
+    origin = pc.if_else(pc.is_valid(t.column("mask_rle")), t.column("mask_origin"), "")
+    keep = pc.invert(pc.is_in(pc.fill_null(origin, ""),
+                              value_set=pa.array(sorted(PROTECTED_ORIGINS))))
+    keep = pc.and_(keep, pc.invert(pc.is_in(t.column("qa_state"),
+                                            value_set=pa.array(sorted(DECIDED_STATES)))))
     return t.filter(keep)
 
 
-def _prompt_box(row: dict[str, Any]) -> list[float]:
-    extra = _loads(row.get("extra"))
-    box = extra.get("prompt_box_xyxy")
-    return [float(v) for v in (box if box else row["bbox_xyxy"])]
-
-
-def _loads(s: str | None) -> dict[str, Any]:
-    if not s:
-        return {}
-    try:
-        v = json.loads(s)
-    except json.JSONDecodeError:
-        return {}
-    return v if isinstance(v, dict) else {}
-
-
-def build_tasks(ds: Dataset, cfg: RefineConfig) -> tuple[list[Any], int]:
+def build_tasks(ds: Dataset, cfg: RefineConfig) -> tuple[list[Any], int, int]:
     """Executor tasks, one per image with objects to refine (sorted by image key).
 
     Returns:
-        The tasks and the number of objects skipped because their image file is missing.
+        The tasks, the number of objects skipped because their image file is missing, and
+        the number of images skipped because their µm/px is unknown.
     """
     from mfcurate.executor import Task
 
@@ -320,22 +356,24 @@ def build_tasks(ds: Dataset, cfg: RefineConfig) -> tuple[list[Any], int]:
         by_image.setdefault(row["image_key"], []).append(row)
     seg_cfg = {"segmenter": cfg.segmenter, "sam_checkpoint": cfg.sam_checkpoint,
                "sam_model": cfg.sam_model, "device": cfg.device, "sam_batch": cfg.sam_batch}
-    qa = asdict(cfg.qa)
     digest = cfg.digest()
-    tasks = []
-    missing = 0
+    tasks, missing, no_mpp = [], 0, 0
     for key in sorted(by_image):
         img = images[key]
         path = ds.image_path(img)
         if not img["file_found"] or not path.exists():
             missing += len(by_image[key])
             continue
+        try:
+            mpp = mpp_of_row(img, default=cfg.default_mpp, what=f"{key} ({path})")
+        except MppUnknownError:
+            no_mpp += 1
+            continue
         objs = sorted(by_image[key], key=lambda r: r["object_key"])
-        mpp = img["mpp_x"] or cfg.default_mpp
         payload = {
-            "path": str(path), "mpp": float(mpp), "side": cfg.side, "segmenter": seg_cfg,
-            "qa": qa,
-            "objects": [{"key": o["object_key"], "box": _prompt_box(o),
+            "path": str(path), "mpp": [mpp.x, mpp.y], "side": cfg.side, "segmenter": seg_cfg,
+            "qa": asdict(cfg.qa),
+            "objects": [{"key": o["object_key"], "box": [float(v) for v in o["source_bbox_xyxy"]],
                          "anchor": [float(v) for v in o["centroid_xy"]]} for o in objs],
         }
         # the key names the image, the configuration and exactly which prompts are refined,
@@ -343,55 +381,37 @@ def build_tasks(ds: Dataset, cfg: RefineConfig) -> tuple[list[Any], int]:
         prompts = hashlib.sha1(json.dumps([payload["objects"], payload["mpp"]],
                                           sort_keys=True).encode()).hexdigest()[:10]
         tasks.append(Task(key=f"{key}|{digest}|{prompts}", payload=payload))
-    return tasks, missing
+    return tasks, missing, no_mpp
 
 
-def merge_results(ds: Dataset, results: pa.Table) -> dict[str, int]:
-    """Write refined rows into the parts they belong to; return updated rows per source."""
-    counts: dict[str, int] = {}
+def layer_rows(results: pa.Table, forced: bool) -> pa.Table:
+    """The ``refine`` layer rows of a run's results (LAYER_SCHEMA columns)."""
+    n = results.num_rows
+    return pa.table({
+        "object_key": results.column("object_key"),
+        **{c: results.column(c) for c in ("bbox_xyxy", "mask_rle", "mask_origin",
+                                          "mask_score", "area_px", "area_um2", "qa_state",
+                                          "qa_flags")},
+        "mask_forced": pa.array([forced] * n, pa.bool_()),
+        "step_info": results.column("refine"),
+    })
+
+
+def merge_results(ds: Dataset, results: pa.Table, forced: bool = False) -> dict[str, int]:
+    """Write the run's rows as the ``refine`` layer of their sources (one commit)."""
     if results.num_rows == 0:
-        return counts
-    res_keys = results.column("object_key")
-    for source in ds.sources:
-        for part in sorted(ds.source_info(source).get("parts", {})):
-            table = ds.objects(sources=[source], parts=[part])
-            idx = pc.index_in(table.column("object_key"), value_set=res_keys)
-            hit = pc.is_valid(idx)
-            n = int(pc.sum(hit).as_py() or 0)
-            if n == 0:
-                continue
-            table = _apply(table, results, idx)
-            ds.write_part(source, part, [table])
-            counts[source] = counts.get(source, 0) + n
+        return {}
+    objs = ds.objects(columns=["object_key", "source"], exclude_parts=[PART])
+    pos = pc.index_in(results.column("object_key"), value_set=objs.column("object_key"))
+    src = pc.take(objs.column("source"), pos)
+    rows = layer_rows(results, forced)
+    parts, counts = {}, {}
+    for source in sorted(set(src.to_pylist()) - {None}):
+        sub = rows.filter(pc.equal(src, source))
+        parts[(source, PART)] = [sub]
+        counts[source] = sub.num_rows
+    ds.write_parts(parts)
     return counts
-
-
-def _apply(table: pa.Table, results: pa.Table, idx: pa.ChunkedArray) -> pa.Table:
-    """Replace the refined columns of the rows that have a result; keep everything else."""
-    positions = idx.to_pylist()
-    res = {c: results.column(c).to_pylist() for c in results.column_names}
-    cols: dict[str, list[Any]] = {}
-    for name in ("bbox_xyxy", "mask_rle", "mask_origin", "mask_score", "area_px", "area_um2",
-                 "qa_state", "qa_flags"):
-        old = table.column(name).to_pylist()
-        cols[name] = [old[i] if p is None else res[name][p] for i, p in enumerate(positions)]
-    old_extra = table.column("extra").to_pylist()
-    old_box = table.column("bbox_xyxy").to_pylist()
-    new_extra = []
-    for i, p in enumerate(positions):
-        if p is None:
-            new_extra.append(old_extra[i])
-            continue
-        e = _loads(old_extra[i])
-        e.setdefault("prompt_box_xyxy", old_box[i])
-        e["refine"] = json.loads(res["refine"][p])
-        new_extra.append(json.dumps(e, sort_keys=True))
-    cols["extra"] = new_extra
-    for name, values in cols.items():
-        i = table.column_names.index(name)
-        table = table.set_column(i, OBJECTS_SCHEMA.field(name),
-                                 pa.array(values, type=OBJECTS_SCHEMA.field(name).type))
-    return table
 
 
 def refine_masks(dataset: Path | str, cfg: RefineConfig | None = None, *, workers: int = 1,
@@ -410,29 +430,37 @@ def refine_masks(dataset: Path | str, cfg: RefineConfig | None = None, *, worker
 
     Returns:
         A :class:`RefineSummary`.
+
+    Raises:
+        MfcurateError: there were objects to refine but none of their images could be read.
     """
     from mfcurate.executor import read_outputs, run_tasks
 
     cfg = cfg or RefineConfig()
     cfg.validate()
     ds = Dataset.open(dataset)
-    tasks, missing = build_tasks(ds, cfg)
+    tasks, missing, no_mpp = build_tasks(ds, cfg)
     n_obj = sum(len(t.payload["objects"]) for t in tasks)
     if on_plan is not None:
         on_plan(len(tasks), n_obj)
-    summary = RefineSummary(images=len(tasks), objects=n_obj, missing_images=missing)
+    summary = RefineSummary(images=len(tasks), objects=n_obj, missing_images=missing,
+                            images_without_mpp=no_mpp)
     if not tasks:
+        if missing or no_mpp:
+            raise MfcurateError(f"{dataset}: no image to refine could be read ({missing} "
+                                f"objects on missing image files, {no_mpp} images without "
+                                "µm/px: give --default-mpp)")
         return summary
-    out_dir = ds.work_dir / WORK_SUBDIR
-    outputs = run_tasks(refine_image, tasks, out_dir, workers=workers, scheduler=scheduler,
-                        progress=progress)
+    outputs = run_tasks(refine_image, tasks, ds.work_dir / WORK_SUBDIR, workers=workers,
+                        scheduler=scheduler, progress=progress)
     results = pa.concat_tables([t.cast(RESULT_SCHEMA) if t.num_rows else
                                 RESULT_SCHEMA.empty_table() for t in read_outputs(outputs)])
-    summary.by_source = merge_results(ds, results)
-    summary.kept = results.num_rows
+    summary.by_source = merge_results(ds, results, forced=cfg.overwrite)
+    summary.kept = int(pc.sum(pc.is_valid(results.column("mask_rle"))).as_py() or 0)
+    summary.failed = results.num_rows - summary.kept
     summary.flagged = int(pc.sum(pc.equal(results.column("qa_state"), "flagged")).as_py() or 0)
     summary.reprompted = sum(1 for r in results.column("refine").to_pylist()
-                             if json.loads(r)["strategy"] != "box")
+                             if json.loads(r)["strategy"] not in ("box", "failed"))
     return summary
 
 

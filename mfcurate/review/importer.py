@@ -8,9 +8,12 @@ For every object of an export (matched by the feature ``name``, which is the obj
   (the row and its mask stay, so nothing is lost and the decision can be undone);
 * unchanged -> left as it is (or ``accepted`` with ``accept_unchanged``).
 
-Previous QA flags and mask origin are kept in ``extra.review``.  Features whose name is not an
-object of the export (objects a person drew) are counted and ignored.  Every other row and
-column of the dataset is untouched; each changed part is replaced atomically.
+The decisions are written as the ``review`` layer of each source (one atomic commit; earlier
+reviews of other objects stay), which outranks every other mask and QA state (see
+:mod:`mfcurate.dataset.parts`); the previous QA state, flags and mask origin are recorded in
+the layer's ``step_info`` (shown as ``extra.review``).  Features whose name is not an object of
+the export (objects a person drew) are counted and ignored; an import that decides nothing
+writes nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import pyarrow.compute as pc
 
 from mfcurate.dataset import Dataset
 from mfcurate.errors import SourceFormatError
-from mfcurate.schemas.tables import OBJECTS_SCHEMA
+from mfcurate.schemas.tables import LAYER_SCHEMA
 
 REJECT_NAMES = frozenset({"rejected", "reject", "ignore*", "ignore"})
 
@@ -53,13 +56,19 @@ def import_review(dataset: Path | str, review_dir: Path | str, *,
     """
     from mfcurate.geometry import mask_grid, mask_to_record
     from mfcurate.io.geojson import polygon_to_mask, read_features
+    from mfcurate.units import area_um2
 
     ds = Dataset.open(dataset)
     rdir = Path(review_dir)
     meta_path = rdir / "review.json"
     if not meta_path.exists():
         raise SourceFormatError(meta_path, "not an export-review folder (no review.json)")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SourceFormatError(meta_path, f"invalid JSON ({exc})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("images"), dict):
+        raise SourceFormatError(meta_path, "'images' must map image keys to GeoJSON files")
     current = ds.objects()
     rows = {r["object_key"]: r for r in current.to_pylist()}
     images = {r["image_key"]: r for r in ds.images().to_pylist()}
@@ -78,8 +87,10 @@ def import_review(dataset: Path | str, review_dir: Path | str, *,
                 seen.setdefault(f.name, []).append(f)
             else:
                 summary.unknown_features += 1
+        if image_key not in images:
+            raise SourceFormatError(meta_path, f"image {image_key!r} is not in {dataset}")
         mpp_x = images[image_key]["mpp_x"]
-        mpp_y = images[image_key]["mpp_y"] or mpp_x
+        mpp_y = images[image_key]["mpp_y"]
         for key in sorted(exported | set(seen)):
             row = rows[key]
             fs = seen.get(key, [])
@@ -87,7 +98,7 @@ def import_review(dataset: Path | str, review_dir: Path | str, *,
                       "previous_qa_flags": row["qa_flags"],
                       "previous_mask_origin": row["mask_origin"]}
             if not fs or any((f.class_name or "").strip().lower() in REJECT_NAMES for f in fs):
-                updates[key] = {"qa_state": "rejected", "_review": review}
+                updates[key] = {"qa_state": "rejected", "_review": review, **_seen_mask(row)}
                 summary.rejected += 1
                 continue
             polys = [f for f in fs if f.kind == "polygon"]
@@ -104,12 +115,13 @@ def import_review(dataset: Path | str, review_dir: Path | str, *,
                 m |= polygon_to_mask(f.coords, f.holes, grid)[1]
             rec = mask_to_record(m, (grid[0], grid[1]))
             if rec is None:
-                updates[key] = {"qa_state": "rejected", "_review": review}
+                updates[key] = {"qa_state": "rejected", "_review": review, **_seen_mask(row)}
                 summary.rejected += 1
                 continue
             if _same_mask(row, rec):
                 if accept_unchanged:
-                    updates[key] = {"qa_state": "accepted", "_review": review}
+                    updates[key] = {"qa_state": "accepted", "_review": review,
+                                    **_seen_mask(row)}
                     summary.accepted += 1
                 else:
                     summary.unchanged += 1
@@ -118,7 +130,7 @@ def import_review(dataset: Path | str, review_dir: Path | str, *,
             updates[key] = {
                 "bbox_xyxy": list(bbox), "mask_rle": rle, "mask_origin": "manual",
                 "mask_score": 1.0, "area_px": area,
-                "area_um2": None if mpp_x is None else float(area) * mpp_x * mpp_y,
+                "area_um2": area_um2(area, mpp_x, mpp_y),
                 "qa_state": "amended", "qa_flags": [], "_review": review,
             }
             summary.amended += 1
@@ -126,6 +138,14 @@ def import_review(dataset: Path | str, review_dir: Path | str, *,
     for u in updates.values():
         summary.by_state[u["qa_state"]] = summary.by_state.get(u["qa_state"], 0) + 1
     return summary
+
+
+def _seen_mask(row: dict[str, Any]) -> dict[str, Any]:
+    """The mask the reviewer judged, so the decision stays with that mask (review layer)."""
+    if not row.get("mask_rle"):
+        return {}
+    return {c: row[c] for c in ("bbox_xyxy", "mask_rle", "mask_origin", "mask_score",
+                                "area_px", "area_um2")}
 
 
 def _exported_keys(image_key: str, meta: dict[str, Any],
@@ -159,38 +179,33 @@ def _same_mask(row: dict[str, Any], rec: tuple[Any, ...]) -> bool:
 
 
 def _write_updates(ds: Dataset, updates: dict[str, dict[str, Any]]) -> None:
+    """Merge the decisions into each source's ``review`` layer (one commit)."""
     if not updates:
         return
-    keys = pa.array(sorted(updates))
-    for source in ds.sources:
-        for part in sorted(ds.source_info(source).get("parts", {})):
-            table = ds.objects(sources=[source], parts=[part])
-            hit = pc.is_in(table.column("object_key"), value_set=keys)
-            if not pc.any(hit).as_py():
-                continue
-            ds.write_part(source, part, [apply_updates(table, updates)])
+    objs = ds.objects(columns=["object_key", "source"])
+    src_of = dict(zip(objs.column("object_key").to_pylist(),
+                      objs.column("source").to_pylist(), strict=True))
+    by_source: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, u in updates.items():
+        by_source.setdefault(src_of[key], {})[key] = u
+    tables = {}
+    for source, ups in sorted(by_source.items()):
+        old = ds.layer(source, "review")
+        keep = old.filter(pc.invert(pc.is_in(old.column("object_key"),
+                                             value_set=pa.array(sorted(ups)))))
+        tables[source] = pa.concat_tables([keep, review_rows(ups)])
+    ds.write_layers(tables, part="review")
 
 
-def apply_updates(table: pa.Table, updates: dict[str, dict[str, Any]]) -> pa.Table:
-    """Set the given columns of the given rows; ``_review`` goes to ``extra.review``."""
-    keys = table.column("object_key").to_pylist()
-    cols = {c for u in updates.values() for c in u if not c.startswith("_")} | {"extra"}
-    for name in sorted(cols):
-        values = table.column(name).to_pylist()
-        for i, k in enumerate(keys):
-            u = updates.get(k)
-            if u is None:
-                continue
-            if name == "extra":
-                try:
-                    e = json.loads(values[i]) if values[i] else {}
-                except json.JSONDecodeError:
-                    e = {"original_extra": values[i]}
-                e["review"] = u.get("_review", {})
-                values[i] = json.dumps(e, sort_keys=True)
-            elif name in u:
-                values[i] = u[name]
-        idx = table.column_names.index(name)
-        field_ = OBJECTS_SCHEMA.field(name)
-        table = table.set_column(idx, field_, pa.array(values, type=field_.type))
-    return table
+def review_rows(updates: dict[str, dict[str, Any]]) -> pa.Table:
+    """``review`` layer rows (``LAYER_SCHEMA``) of the decisions; ``_review`` -> step_info."""
+    cols = [f.name for f in LAYER_SCHEMA]
+    rows = []
+    for key in sorted(updates):
+        u = updates[key]
+        row: dict[str, Any] = {c: u.get(c) for c in cols}
+        row["object_key"] = key
+        row["qa_flags"] = u.get("qa_flags") or None
+        row["step_info"] = json.dumps(u.get("_review", {}), sort_keys=True)
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=LAYER_SCHEMA)

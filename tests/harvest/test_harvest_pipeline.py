@@ -131,8 +131,8 @@ def test_annotation_masks_filled(harvested: tuple[SynthSlide, HarvestReport, Pat
         truth[y:y + h, x:x + w] = planted.mask
         assert (m & truth).sum() / (m | truth).sum() >= 0.5
         extra = json.loads(a["extra"])
-        assert extra["harvest_mask_from"].startswith(f"{slide.image_key}/harvest/")
-        assert len(extra["source_bbox_xyxy"]) == 4
+        assert extra["harvest-fill"]["from"].startswith(f"{slide.image_key}/harvest/")
+        assert len(a["source_bbox_xyxy"]) == 4 and a["source_bbox_xyxy"] != a["bbox_xyxy"]
 
 
 def test_overlay_written(harvested: tuple[SynthSlide, HarvestReport, Path]) -> None:

@@ -40,7 +40,7 @@ def test_refine_masks_classical_end_to_end(tmp_path):
             assert r["mask_origin"] == "classical" and r["mask_rle"]
             assert r["qa_state"] in ("unreviewed", "flagged")
             extra = json.loads(r["extra"])
-            assert extra["prompt_box_xyxy"] == b["bbox_xyxy"]
+            assert r["source_bbox_xyxy"] == b["bbox_xyxy"]  # the prompt box stays
             assert extra["refine"]["strategy"]
             assert r["area_um2"] == pytest.approx(r["area_px"] * 0.25 * 0.25)
             m = object_mask(r, (256, 256))
@@ -68,7 +68,8 @@ def test_overwrite_replaces_source_masks(tmp_path):
     r = _rows(ds_dir)[key]
     assert r["mask_origin"] == "classical"
     # the prompt is the annotation's box, not the old mask's box
-    assert json.loads(r["extra"])["prompt_box_xyxy"] is not None
+    assert r["source_bbox_xyxy"] == _rows(ds_dir)[key]["source_bbox_xyxy"]
+    assert json.loads(r["extra"])["refine"]["strategy"]
 
 
 def test_whole_slide_source_reads_regions(tmp_path):

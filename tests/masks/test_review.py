@@ -18,14 +18,20 @@ def _rows(ds_dir):
 
 
 def _flag(ds_dir, keys):
-    """Mark some refined objects flagged (as QA would) through the normal part writer."""
-    from mfcurate.review.importer import apply_updates
+    """Mark some refined objects flagged (as QA would) in the refine layer that holds them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     ds = Dataset.open(ds_dir)
-    t = ds.objects(parts=["ingest"])
-    ds.write_part("synthetic", "ingest",
-                  [apply_updates(t, {k: {"qa_state": "flagged", "qa_flags": ["box_edge"]}
-                                     for k in keys})])
+    t = ds.layer("synthetic", "refine")
+    hit = pc.is_in(t.column("object_key"), value_set=pa.array(keys))
+    t = t.set_column(t.column_names.index("qa_state"), "qa_state",
+                     pc.if_else(hit, "flagged", t.column("qa_state")))
+    flags = [["box_edge"] if h else f for h, f in
+             zip(hit.to_pylist(), t.column("qa_flags").to_pylist(), strict=True)]
+    t = t.set_column(t.column_names.index("qa_flags"), "qa_flags",
+                     pa.array(flags, pa.list_(pa.string())))
+    ds.write_layers({"synthetic": t}, part="refine")
 
 
 def test_export_edit_import_round_trip(tmp_path):

@@ -20,6 +20,7 @@ from mfcurate.export.parquet_export import export_parquet
 from mfcurate.geometry import decode_mask, mask_grid
 from mfcurate.io.geojson import read_features
 from mfcurate.io.reader import open_image
+from mfcurate.schemas import SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +30,7 @@ def test_parquet_export_round_trip(dataset: Path, tmp_path: Path) -> None:
     s = export_parquet(ds, tmp_path, include_rejected=True)
     objs = pq.read_table(tmp_path / "objects.parquet")
     assert objs.num_rows == ds.count_objects() == s["files"]["objects.parquet"]["rows"]
-    assert objs.schema.metadata[b"mfcurate.schema_version"] == b"1.0"
+    assert objs.schema.metadata[b"mfcurate.schema_version"] == SCHEMA_VERSION.encode()
     assert sorted(objs.column("object_key").to_pylist()) == \
         sorted(ds.objects(columns=["object_key"]).column("object_key").to_pylist())
     assert pq.read_table(tmp_path / "images.parquet").num_rows == ds.images().num_rows
