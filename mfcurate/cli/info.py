@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mfcurate.cli._common import DatasetArg, console, reports_errors
+from mfcurate.cli._select import (
+    ImagesOpt,
+    SourceOpt,
+    SpeciesOpt,
+    SplitOpt,
+    TumourOpt,
+    selection,
+)
+
+if TYPE_CHECKING:
+    from mfcurate.dataset import Selection
 
 
 def register(app: typer.Typer) -> None:
@@ -19,12 +30,18 @@ def register(app: typer.Typer) -> None:
 def info(
     dataset: DatasetArg,
     verify: Annotated[bool, typer.Option(help="Also check every file's checksum.")] = False,
+    source: SourceOpt = None,
+    split: SplitOpt = None,
+    species: SpeciesOpt = None,
+    tumour: TumourOpt = None,
+    images: ImagesOpt = None,
 ) -> None:
     """Show the dataset's counts."""
     from mfcurate.dataset import Dataset
 
+    sel = selection(source=source, split=split, species=species, tumour=tumour, images=images)
     ds = Dataset.open(dataset)
-    print_counts(ds)
+    print_counts(ds, sel.check(ds))
     print_mask_summary(ds)
     if verify:
         problems = ds.verify()
@@ -35,8 +52,8 @@ def info(
         console.print("[green]all files match their manifest checksums[/green]")
 
 
-def print_counts(ds: object) -> None:
-    """Print the counts table of a dataset."""
+def print_counts(ds: object, sel: Selection | None = None) -> None:
+    """Print the counts table of a dataset (of a selection of it; default: all but rejected)."""
     from rich.table import Table
 
     from mfcurate.dataset import Dataset
@@ -44,7 +61,7 @@ def print_counts(ds: object) -> None:
 
     if not isinstance(ds, Dataset):
         return
-    rows = counts_table(ds)
+    rows = counts_table(ds, sel)
     t = Table(title=f"{ds.root}: images and objects per source and tumour type")
     for col in ("source", "tumour type", "images", "MF", "mitotic-like", "other"):
         t.add_column(col, justify="right" if col not in ("source", "tumour type") else "left")

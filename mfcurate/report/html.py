@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mfcurate import __version__
-from mfcurate.dataset import Dataset, atomic_write_bytes
+from mfcurate.dataset import Dataset, Selection, atomic_write_bytes, iter_selected
 from mfcurate.report.figures import LABEL_COLOURS, area_histograms, example_grid, stacked_bars
 from mfcurate.report.stats import DatasetStats, dataset_stats
 
@@ -64,9 +64,8 @@ def _examples(ds: Dataset, stats: DatasetStats, source: str, per_label: int, cro
 
     want = pa.array(sorted(keys))
     found: dict[str, dict[str, Any]] = {}
-    for t in ds.iter_objects(sources=[source], columns=["object_key", "image_key",
-                                                        "centroid_xy", "bbox_xyxy",
-                                                        "mask_rle"]):
+    cols = ["object_key", "image_key", "centroid_xy", "bbox_xyxy", "mask_rle"]
+    for t in iter_selected(ds, Selection(sources=(source,)), columns=cols):
         t = t.filter(pc.is_in(t.column("object_key"), value_set=want))
         for r in t.to_pylist():
             found[r["object_key"]] = r
