@@ -7,10 +7,9 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,14 +19,16 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from mfcurate.errors import MfcurateError, UsageError
+from mfcurate.ui import SafeConsole
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+console = SafeConsole()
+err_console = SafeConsole(stderr=True, soft_wrap=True)
 
 DatasetArg = Annotated[Path, typer.Argument(help="Dataset folder.", show_default=False)]
 SchedulerOpt = Annotated[
@@ -39,19 +40,48 @@ WorkersOpt = Annotated[int, typer.Option("--workers", "-j", min=1,
                                          help="Local worker processes.")]
 
 
+def error_line(exc: BaseException) -> str:
+    """One line for an error a user can cause: an mfcurate error or a file-system error.
+
+    ``OSError`` (EACCES, ENOSPC, ENAMETOOLONG, EISDIR, ENOTDIR, EROFS, ...) names the path(s)
+    and the cause, e.g. ``out/coco: Read-only file system``.
+    """
+    if isinstance(exc, OSError) and not isinstance(exc, MfcurateError) and exc.strerror:
+        paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+        where = " -> ".join(paths)
+        return f"{where}: {exc.strerror}" if where else exc.strerror
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def fail(exc: BaseException, code: int) -> NoReturn:
+    """Print ``error: <one line>`` on stderr and exit with ``code``."""
+    err_console.print(Text.assemble(("error:", "red"), " ", error_line(exc)), soft_wrap=True)
+    raise typer.Exit(code=code)
+
+
 def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn :class:`MfcurateError` into one red line on stderr and exit code 1 (2 for usage)."""
+    """The CLI's error boundary around a command.
+
+    Exit codes, one rule: **2** for usage errors (bad options, options that cannot work
+    together, unknown names: :class:`UsageError` and click's own), **1** for data and
+    environment errors (malformed sources, broken datasets, failed registrations,
+    file-system errors), **130** when interrupted.  Each prints one line on stderr; any
+    other exception is a bug and keeps its traceback.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except UsageError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
-        except (MfcurateError, FileNotFoundError) as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=1) from None
+            fail(exc, 2)
+        except (MfcurateError, OSError) as exc:
+            fail(exc, 1)
+        except KeyboardInterrupt:
+            err_console.print(Text.assemble(("interrupted", "red"), "; what was committed "
+                                            "is kept, rerun to resume"))
+            raise typer.Exit(code=130) from None
 
     return wrapper
 
@@ -60,7 +90,7 @@ def make_progress(transient: bool = False) -> Progress:
     """A rich progress bar with count, rate-friendly columns and ETA (stderr)."""
     return Progress(
         SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),

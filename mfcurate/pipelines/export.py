@@ -7,7 +7,7 @@ from typing import Any
 
 from mfcurate.dataset import Dataset
 from mfcurate.export.coco import export_coco
-from mfcurate.steps import StepContext, step
+from mfcurate.pipelines.steps import StepContext, step
 
 
 @step("export")
