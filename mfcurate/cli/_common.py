@@ -30,11 +30,53 @@ R = TypeVar("R")
 console = SafeConsole()
 err_console = SafeConsole(stderr=True, soft_wrap=True)
 
+def _scheduler(value: str | None) -> str | None:
+    """Refuse a --scheduler value that is not a Dask address before any work starts."""
+    if value is None:
+        return None
+    from mfcurate.executor import check_scheduler
+
+    try:
+        return check_scheduler(value)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def finite(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False
+           ) -> Callable[[float | None], float | None]:
+    """A typer callback refusing NaN, infinities and values outside ``[lo, hi]``.
+
+    ``lo_open`` makes the lower bound exclusive (``> lo``), e.g. for µm/px and sizes.
+    """
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return None
+        import math
+
+        low_ok = lo is None or (value > lo if lo_open else value >= lo)
+        if not math.isfinite(value) or not low_ok or (hi is not None and value > hi):
+            lo_txt = "" if lo is None else f"{'>' if lo_open else '>='} {lo}"
+            hi_txt = "" if hi is None else f"<= {hi}"
+            raise typer.BadParameter(f"{value} is not a finite number "
+                                     f"{' and '.join(t for t in (lo_txt, hi_txt) if t)}")
+        return value
+
+    return check
+
+
+#: µm/px a user may give (0.01–100 µm/px: from oil immersion to a thumbnail).
+mpp_value = finite(0.01, 100.0)
+#: A probability or score threshold.
+probability = finite(0.0, 1.0)
+#: A strictly positive, finite size (µm, µm², px).
+positive = finite(0.0, lo_open=True)
+
 DatasetArg = Annotated[Path, typer.Argument(help="Dataset folder.", show_default=False)]
 SchedulerOpt = Annotated[
     str | None,
-    typer.Option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT); "
-                                     "default: local worker processes."),
+    typer.Option("--scheduler", callback=_scheduler,
+                 help="Dask scheduler address (tcp://HOST:PORT); default: local worker "
+                      "processes."),
 ]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-j", min=1,
                                          help="Local worker processes.")]
