@@ -126,7 +126,7 @@ def read_rater_file(rnd: Round, path: Path | str, rater: str | None = None) -> F
 
 def _rater_from_place(rnd: Round, p: Path) -> str | None:
     safe = {safe_name(r): r for r in rnd.raters}
-    for part in reversed(p.resolve().parts[:-1]):
+    for part in reversed(p.resolve().parts[-3:-1]):  # its folder or the one above
         if part in safe:
             return safe[part]
     for s, r in sorted(safe.items(), key=lambda kv: -len(kv[0])):
