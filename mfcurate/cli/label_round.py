@@ -77,7 +77,8 @@ def new_cmd(
 def import_cmd(
     round_dir: RoundArg,
     files: Annotated[list[Path], typer.Argument(help="Rater files: GeoJSON exported by "
-                                                     "QuPath or CSV sheets.",
+                                                     "QuPath or CSV sheets (a folder: its "
+                                                     "*.geojson, *.json, *.csv).",
                                                 show_default=False)],
     rater: Annotated[str | None, typer.Option(
         help="Whose files these are (default: told by the files or their folder).")] = None,

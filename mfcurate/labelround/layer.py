@@ -5,7 +5,9 @@ without the ``labels`` part (a source's own experts), then the votes of *other* 
 the layer already holds, then this round's ledger.  ``import`` writes the votes and keeps
 the row's label; ``resolve`` also writes ``label``, ``label_origin = consensus`` and a
 ``step_info`` JSON with the round, the rule and how the object was decided (shown in the
-effective row's ``extra.labels``).  Rows of objects outside the round are kept as they are.
+effective row's ``extra.labels``); ``step_info.rounds`` keeps every round's decision
+(``round id -> {label, rule, decided_by, ...}``), so the agreement of an earlier round can
+still be told.  Rows of objects outside the round are kept as they are.
 """
 
 from __future__ import annotations
@@ -86,8 +88,19 @@ def _row(key: str, old: dict[str, Any] | None, prior: dict[str, Any], round_id: 
         label, info = decision
         row["label"] = label
         row["label_origin"] = LabelOrigin.CONSENSUS.value
-        row["step_info"] = json.dumps(info, sort_keys=True)
+        rounds = dict(_loads(row["step_info"]).get("rounds") or {})
+        rounds[round_id] = {"label": label, **{k: v for k, v in info.items() if k != "round"}}
+        row["step_info"] = json.dumps({**info, "round": round_id, "rounds": rounds},
+                                      sort_keys=True)
     row["votes"] = all_votes or None
     if row["votes"] is None and row["label"] is None:
         return None
     return row
+
+
+def _loads(s: str | None) -> dict[str, Any]:
+    try:
+        v = json.loads(s) if s else {}
+    except json.JSONDecodeError:
+        return {}
+    return v if isinstance(v, dict) else {}

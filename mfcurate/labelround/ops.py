@@ -152,7 +152,7 @@ def import_votes(folder: Path | str, files: Sequence[Path | str], *,
     if not files:
         raise UsageError("give at least one rater file")
     rnd = load_round(folder)
-    parsed = [read_rater_file(rnd, f, rater) for f in files]
+    parsed = [read_rater_file(rnd, f, rater) for f in expand_files(files)]
     old = read_ledger(folder)
     ledger, s = merge_votes(rnd, old, parsed, _now(), replace_other=replace)
     ds = Dataset.open(dataset or rnd.dataset)
@@ -165,6 +165,27 @@ def import_votes(folder: Path | str, files: Sequence[Path | str], *,
         by_rater[v.rater] = by_rater.get(v.rater, 0) + 1
     return ImportResult(s.files, s.unchanged_files, s.added, s.changed, s.removed,
                         s.abstained, s.ignored, len(ledger), dict(sorted(by_rater.items())))
+
+
+def expand_files(files: Sequence[Path | str]) -> list[Path]:
+    """Files as given, a folder standing for its ``*.geojson``, ``*.json`` and ``*.csv``.
+
+    Raises:
+        SourceFormatError: a folder without such files.
+    """
+    from mfcurate.errors import SourceFormatError
+
+    out: list[Path] = []
+    for f in map(Path, files):
+        if f.is_dir():
+            found = sorted(p for p in f.iterdir()
+                           if p.is_file() and p.suffix.lower() in (".geojson", ".json", ".csv"))
+            if not found:
+                raise SourceFormatError(f, "no .geojson, .json or .csv files in this folder")
+            out.extend(found)
+        else:
+            out.append(f)
+    return out
 
 
 def _vote_key(v: Any) -> tuple[str, ...]:

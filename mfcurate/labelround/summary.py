@@ -2,7 +2,7 @@
 
 Read from the dataset alone (the ``labels`` layers of its sources), so it needs no round
 folder: the votes of each round (``votes[].round``), the consensus label the round wrote
-(``step_info.round``) and the objects' tumour types.  Datasets without a ``labels`` part
+(``step_info.rounds``) and the objects' tumour types.  Datasets without a ``labels`` part
 cost nothing.
 """
 
@@ -37,9 +37,10 @@ def dataset_agreement(ds: Dataset) -> dict[str, dict[str, Any]]:
                 if v.get("round") and v.get("label"):
                     votes.setdefault(v["round"], {}).setdefault(
                         r["object_key"], {})[v["annotator"]] = v["label"]
-            info = _loads(r["step_info"])
-            if r["label"] and info.get("round"):
-                labels.setdefault(str(info["round"]), {})[r["object_key"]] = r["label"]
+            rounds = _loads(r["step_info"]).get("rounds") or {}
+            for rid, info in rounds.items():
+                if isinstance(info, dict) and info.get("label"):
+                    labels.setdefault(str(rid), {})[r["object_key"]] = str(info["label"])
         tumour = {i["image_key"]: i["tumour_type"] for i in
                   ds.images(sources=[src], columns=["image_key", "tumour_type"]).to_pylist()}
         for t in ds.iter_objects(sources=[src], columns=["object_key", "image_key"]):

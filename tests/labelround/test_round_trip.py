@@ -6,9 +6,12 @@ import csv
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pytest
 
+from mfcurate.classifier.detect import CANDIDATE_SCHEMA
 from mfcurate.dataset import Dataset, Selection
 from mfcurate.labelround.classes import CLASS_NAMES, pack_rgb, unpack_rgb
 from mfcurate.labelround.ops import import_votes, new_round, resolve_round
@@ -143,13 +146,16 @@ def test_detections_become_detect_objects(dataset: Path, tmp_path: Path) -> None
     near = next(o["centroid_xy"] for o in existing if o["image_key"] == im["image_key"])
     cands = tmp_path / "det" / "candidates.csv"
     cands.parent.mkdir()
-    cands.write_text("image,x,y,score,area_um2,seg_score,origin\n"
-                     f"{im['image_key']},20.5,30.5,0.9,30.0,0.8,classical\n"
-                     f"{im['image_key']},60.0,80.0,0.2,30.0,0.8,classical\n"
-                     f"{Path(im['path']).name},120.0,40.0,0.7,,0.8,classical\n"
-                     f"{im['image_key']},{near[0] + 1},{near[1]},0.95,30.0,0.8,classical\n"
-                     "nosuchimage,10,10,0.9,30,0.8,classical\n"
-                     f"{im['image_key']},9999,10,0.9,30,0.8,classical\n")
+    rows = [(im["image_key"], 20.5, 30.5, 0.9, 30.0), (im["image_key"], 60.0, 80.0, 0.2, 30.0),
+            (Path(im["path"]).name, 120.0, 40.0, 0.7, None),
+            (im["image_key"], near[0] + 1, near[1], 0.95, 30.0),
+            ("nosuchimage", 10.0, 10.0, 0.9, 30.0), (im["image_key"], 9999.0, 10.0, 0.9, 30.0)]
+    table = pa.table({"image": [r[0] for r in rows], "x": [r[1] for r in rows],
+                      "y": [r[2] for r in rows], "score": [r[3] for r in rows],
+                      "area_um2": [r[4] for r in rows], "seg_score": [0.8] * len(rows),
+                      "origin": ["classical"] * len(rows)}, schema=CANDIDATE_SCHEMA)
+    pacsv.write_csv(table, cands)  # as `mfcurate detect` writes it (quoted header)
+    assert cands.read_text().startswith('"image","x","y","score"')
     # the file name is unique within the chosen source (both sources have an img000.png)
     one = Selection(sources=(im["source"],))
     r = new_round(dataset, tmp_path / "round1", ["a", "b"], candidates=cands,
@@ -175,3 +181,32 @@ def test_detections_become_detect_objects(dataset: Path, tmp_path: Path) -> None
     assert r2.counts["detector: existing uncertain/flagged object"] >= 2
     n = pc.sum(pc.equal(Dataset.open(dataset).objects().column("label"), "uncertain"))
     assert n.as_py() == 2
+
+
+def test_two_rounds_keep_each_others_votes(dataset: Path, tmp_path: Path) -> None:
+    r1 = new_round(dataset, tmp_path / "round1", ["a", "b"], sample=6, seed=1).round
+    keys = [o.object_key for o in r1.objects]
+    out = tmp_path / "back"
+    import_votes(tmp_path / "round1", [p for r in ("a", "b") for p in _export_all(
+        tmp_path / "round1", r, {k: (MF if r == "a" else NOT) for k in keys}, out / "1")])
+    resolve_round(tmp_path / "round1", "majority")  # all ties: uncertain
+    ds = Dataset.open(dataset)
+    labels = {r["object_key"]: r["label"] for r in ds.objects().to_pylist()}
+    assert {labels[k] for k in keys} == {UNC}
+    # the senior pass: a round of one rater over what round 1 left uncertain
+    r2 = new_round(dataset, tmp_path / "round2", ["s"], include=["uncertain"]).round
+    assert sorted(o.object_key for o in r2.objects) == sorted(keys)
+    files = _export_all(tmp_path / "round2", "s", dict.fromkeys(keys, MF), out / "2")
+    import_votes(tmp_path / "round2", [files[0].parent])  # a folder stands for its files
+    resolve_round(tmp_path / "round2", "majority")
+    objs = {r["object_key"]: r for r in Dataset.open(dataset).objects().to_pylist()}
+    for k in keys:
+        assert objs[k]["label"] == MF
+        assert sorted((v["round"], v["annotator"]) for v in objs[k]["votes"]) == [
+            ("round1", "a"), ("round1", "b"), ("round2", "s")]
+    from mfcurate.labelround.summary import dataset_agreement
+
+    agree = dataset_agreement(Dataset.open(dataset))
+    assert set(agree) == {"round1", "round2"}
+    assert agree["round1"]["overall"]["unresolved"] == 1.0
+    assert agree["round2"]["overall"]["unresolved"] == 0.0
