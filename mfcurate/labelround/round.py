@@ -72,9 +72,13 @@ class Round:
         return str(uuid.uuid5(_NAMESPACE, f"{self.round_id}|{rater}|{object_key}"))
 
     def id_index(self) -> dict[str, tuple[str, str]]:
-        """``feature id -> (rater, object key)`` over every package."""
-        return {self.feature_id(r, o.object_key): (r, o.object_key)
-                for r in self.raters for o in self.objects}
+        """``feature id -> (rater, object key)`` over every package (computed once)."""
+        cached: dict[str, tuple[str, str]] | None = self.__dict__.get("_ids")
+        if cached is None:
+            cached = {self.feature_id(r, o.object_key): (r, o.object_key)
+                      for r in self.raters for o in self.objects}
+            self.__dict__["_ids"] = cached
+        return cached
 
     def by_key(self) -> dict[str, RoundObject]:
         """``object key -> RoundObject``."""

@@ -210,3 +210,25 @@ def test_two_rounds_keep_each_others_votes(dataset: Path, tmp_path: Path) -> Non
     assert set(agree) == {"round1", "round2"}
     assert agree["round1"]["overall"]["unresolved"] == 1.0
     assert agree["round2"]["overall"]["unresolved"] == 0.0
+
+
+def test_older_and_list_exports(dataset: Path, tmp_path: Path) -> None:
+    rd = tmp_path / "round1"
+    rnd = new_round(dataset, rd, ["r1", "r2"], sample=4, seed=5).round
+    keys = [o.object_key for o in rnd.objects]
+    # QuPath 0.2: id "PathAnnotationObject", no objectType; the folder tells the rater
+    old = _export_all(rd, "r1", dict.fromkeys(keys, NOT), tmp_path / "v02", "0.2")
+    assert json.loads(old[0].read_text())["features"][0]["id"] == "PathAnnotationObject"
+    # a plain list of features (export without "FeatureCollection"), a derived class
+    lst = []
+    for p in _export_all(rd, "r2", dict.fromkeys(keys, MF), tmp_path / "list"):
+        feats = json.loads(p.read_text())["features"]
+        feats[0]["properties"]["classification"] = {"names": ["Mitotic figure"],
+                                                    "color": [220, 20, 60]}
+        p.write_text(json.dumps(feats))
+        lst.append(p)
+    res = import_votes(rd, [*old, *lst])
+    assert res.added == 2 * len(keys)
+    votes = {(r["object_key"], v["annotator"]): v["label"]
+             for r in Dataset.open(dataset).objects().to_pylist() for v in r["votes"] or []}
+    assert all(votes[(k, "r1")] == NOT and votes[(k, "r2")] == MF for k in keys)
