@@ -88,6 +88,8 @@ def new_round(dataset: Path | str, out: Path | str, raters: Sequence[str], *,
     ds = Dataset.open(dataset)
     sel = (selection or Selection()).check(ds)
     rid = round_id or folder.resolve().name
+    if rid in used_round_ids(ds):
+        raise UsageError(f"round id {rid!r} is already used in {ds.root}; give --id NAME")
     picked = Selected()
     if candidates is not None:
         select_detections(ds, sel, read_candidates(candidates), picked, min_score=min_score,
@@ -111,6 +113,16 @@ def new_round(dataset: Path | str, out: Path | str, raters: Sequence[str], *,
     rnd.save(folder)
     n_new = sum(len(v) for v in picked.new_records.values())
     return NewRound(rnd, folder, n_new, dict(picked.counts), packages)
+
+
+def used_round_ids(ds: Dataset) -> set[str]:
+    """Round ids that votes in the dataset's ``labels`` layers carry."""
+    out: set[str] = set()
+    for src in ds.sources:
+        if "labels" in ds.parts(src):
+            for votes in ds.layer(src, "labels").column("votes").to_pylist():
+                out.update(str(v["round"]) for v in votes or [] if v.get("round"))
+    return out
 
 
 def _counts_text(counts: dict[str, int]) -> str:

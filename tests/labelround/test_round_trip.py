@@ -13,6 +13,7 @@ import pytest
 
 from mfcurate.classifier.detect import CANDIDATE_SCHEMA
 from mfcurate.dataset import Dataset, Selection
+from mfcurate.errors import UsageError
 from mfcurate.labelround.classes import CLASS_NAMES, pack_rgb, unpack_rgb
 from mfcurate.labelround.ops import import_votes, new_round, resolve_round
 from mfcurate.labelround.round import load_round
@@ -194,6 +195,8 @@ def test_two_rounds_keep_each_others_votes(dataset: Path, tmp_path: Path) -> Non
     labels = {r["object_key"]: r["label"] for r in ds.objects().to_pylist()}
     assert {labels[k] for k in keys} == {UNC}
     # the senior pass: a round of one rater over what round 1 left uncertain
+    with pytest.raises(UsageError, match="already used"):
+        new_round(dataset, tmp_path / "elsewhere" / "round1", ["s"], include=["uncertain"])
     r2 = new_round(dataset, tmp_path / "round2", ["s"], include=["uncertain"]).round
     assert sorted(o.object_key for o in r2.objects) == sorted(keys)
     files = _export_all(tmp_path / "round2", "s", dict.fromkeys(keys, MF), out / "2")
