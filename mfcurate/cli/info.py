@@ -43,6 +43,7 @@ def info(
     ds = Dataset.open(dataset)
     print_counts(ds, sel.check(ds))
     print_mask_summary(ds)
+    print_label_rounds(ds)
     if verify:
         problems = ds.verify()
         if problems:
@@ -92,4 +93,24 @@ def print_mask_summary(ds: object) -> None:
         t.add_column(col, overflow="fold")
     for r in qa_summary(ds):
         t.add_row(*r.cells())
+    console.print(t)
+
+
+def print_label_rounds(ds: object) -> None:
+    """Print the agreement of the dataset's label rounds (nothing when it has none)."""
+    from rich.table import Table
+
+    from mfcurate.dataset import Dataset
+    from mfcurate.labelround.summary import ROW_COLUMNS, agreement_rows, dataset_agreement
+
+    if not isinstance(ds, Dataset):
+        return
+    rows = agreement_rows(dataset_agreement(ds))
+    if not rows:
+        return
+    t = Table(title="label rounds: agreement (overall and per tumour type)")
+    for col in ROW_COLUMNS:
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(*r)
     console.print(t)

@@ -88,6 +88,25 @@ def _examples(ds: Dataset, stats: DatasetStats, source: str, per_label: int, cro
     return [(lab, items) for lab, items in by_label.items() if items]
 
 
+def _label_rounds(ds: Dataset, parts: list[str]) -> int:
+    """The label-round section (agreement table and figure per round); figures added."""
+    from mfcurate.labelround.plots import agreement_png
+    from mfcurate.labelround.summary import ROW_COLUMNS, agreement_rows, dataset_agreement
+
+    result = dataset_agreement(ds)
+    if not result:
+        return 0
+    parts += ["<h2>Label rounds</h2>", "<p>Votes of the label rounds: Fleiss' κ over the "
+              "raters, the mean of Cohen's κ over rater pairs, the share of equivocal objects "
+              "(votes not all the same certain vote) and unresolved ones (label uncertain), "
+              "overall and per tumour type.</p>",
+              _table(pd.DataFrame(agreement_rows(result), columns=list(ROW_COLUMNS)))]
+    for rid, g in result.items():
+        parts.append(_img(agreement_png(g["overall"], f"label round {rid}"),
+                          f"agreement {rid}"))
+    return len(result)
+
+
 def build_report(dataset: Dataset | Path | str, out_html: Path | str, *,
                  examples_per_label: int = 4, crop_px: int = 96, seed: int = 0,
                  title: str | None = None) -> dict[str, Any]:
@@ -157,6 +176,7 @@ def build_report(dataset: Dataset | Path | str, out_html: Path | str, *,
             if ex:
                 parts.append(_img(example_grid(ex, src), f"examples {src}"))
                 figs += 1
+    figs += _label_rounds(ds, parts)
     parts.append("</body></html>")
     data = "\n".join(parts).encode()
     out = Path(out_html)
