@@ -330,6 +330,26 @@ def _write_manifest(rel: _Release, fingerprint: str) -> list[dict[str, Any]]:
     return files_sorted
 
 
+def _assemble(rel: _Release, fingerprint: str, *, include_crops: bool, crop_size: int,
+              include_images: bool, max_archive_bytes: int, max_files: int,
+              max_record_bytes: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """Everything after the tables: archives (within the limits), documents, manifest.
+
+    Returns:
+        ``(files, warnings)``: the manifest entries sorted by path, and the licence and
+        Croissant validator warnings.
+    """
+    shard_jobs = _plan_archives(rel, include_crops=include_crops, crop_size=crop_size,
+                                include_images=include_images,
+                                max_archive_bytes=max_archive_bytes)
+    _check_limits(rel, shard_jobs, max_files=max_files, max_record_bytes=max_record_bytes,
+                  max_archive_bytes=max_archive_bytes)
+    _pack_archives(rel, shard_jobs)
+    warnings = _write_documents(rel)
+    shutil.rmtree(rel.build / STATE_DIR / "crops", ignore_errors=True)
+    return _write_manifest(rel, fingerprint), warnings
+
+
 def build_package(
     dataset: Dataset | Path | str,
     out_dir: Path | str,
@@ -397,15 +417,10 @@ def build_package(
     try:
         rel = _write_tables(ds, build, flt, res=res, user_md=user_md, version=version,
                             title=title, creators=creators, say=say)
-        shard_jobs = _plan_archives(rel, include_crops=include_crops, crop_size=crop_size,
-                                    include_images=include_images,
-                                    max_archive_bytes=max_archive_bytes)
-        _check_limits(rel, shard_jobs, max_files=max_files, max_record_bytes=max_record_bytes,
-                      max_archive_bytes=max_archive_bytes)
-        _pack_archives(rel, shard_jobs)
-        warnings = _write_documents(rel)
-        shutil.rmtree(build / STATE_DIR / "crops", ignore_errors=True)
-        files_sorted = _write_manifest(rel, fingerprint)
+        files_sorted, warnings = _assemble(
+            rel, fingerprint, include_crops=include_crops, crop_size=crop_size,
+            include_images=include_images, max_archive_bytes=max_archive_bytes,
+            max_files=max_files, max_record_bytes=max_record_bytes)
         _swap_in(build, out)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
