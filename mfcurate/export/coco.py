@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import pyarrow as pa
+
 from mfcurate.dataset import Dataset, Selection, as_selection, iter_selected, select_images
 from mfcurate.errors import UsageError
 from mfcurate.geometry import image_rle_from_box_mask, mask_grid, mask_polygons, rle_area
@@ -44,6 +46,12 @@ def categories() -> list[dict[str, Any]]:
     """The fixed COCO category list."""
     return [{"id": cid, "name": LABEL_NAMES[lab], "supercategory": "nucleus",
              "mfcurate_label": lab.value} for lab, cid in COCO_CATEGORY_IDS.items()]
+
+
+_ANNOTATION_COLUMNS = ["object_key", "image_key", "source", "label", "label_origin", "votes",
+                       "confidence", "centroid_xy", "bbox_xyxy", "mask_rle", "mask_origin",
+                       "mask_score", "area_px", "area_um2", "qa_state", "qa_flags",
+                       "source_label"]
 
 
 def export_coco(dataset: Dataset, out_dir: Path, *, by_source: bool = False,
@@ -74,7 +82,6 @@ def export_coco(dataset: Dataset, out_dir: Path, *, by_source: bool = False,
     handles: dict[str, IO[str]] = {}
     f: IO[str]
     tmp_paths: dict[str, Path] = {}
-    first: dict[str, bool] = {}
     report = CocoReport()
     counts: dict[str, list[int]] = {g: [0, 0] for g in groups}
     try:
@@ -84,36 +91,12 @@ def export_coco(dataset: Dataset, out_dir: Path, *, by_source: bool = False,
             tmp_paths[g] = tmp
             f = tmp.open("w", encoding="utf-8")
             handles[g] = f
-            f.write('{"info": ')
-            f.write(json.dumps({"description": f"mfcurate export ({group_col} {g})",
-                                "version": str(dataset.manifest.get("schema_version")),
-                                "date_created": dataset.manifest.get("updated")}))
-            f.write(', "licenses": ' + json.dumps(_licenses(dataset)))
-            f.write(', "categories": ' + json.dumps(categories()))
-            f.write(', "images": [')
-            sep = ""
-            for r in image_rows:
-                if r[group_col] != g:
-                    continue
-                f.write(sep + json.dumps(_image_entry(r, image_ids[r["image_key"]])))
-                sep = ", "
-                counts[g][0] += 1
-            f.write('], "annotations": [')
-            first[g] = True
-        ann_id = 0
-        cols = ["object_key", "image_key", "source", "label", "label_origin", "votes",
-                "confidence", "centroid_xy", "bbox_xyxy", "mask_rle", "mask_origin",
-                "mask_score", "area_px", "area_um2", "qa_state", "qa_flags", "source_label"]
-        for batch in iter_selected(dataset, sel, columns=cols, batch_size=batch_size,
-                                   images=images):
-            for row in batch.to_pylist():
-                img = image_info[row["image_key"]]
-                g = img[group_col]
-                ann_id += 1
-                entry = _annotation(row, img, image_ids[row["image_key"]], ann_id, segmentation)
-                handles[g].write(("" if first[g] else ", ") + json.dumps(entry))
-                first[g] = False
-                counts[g][1] += 1
+            counts[g][0] += _write_head(f, dataset, group_col, g, image_rows, image_ids)
+        for g, n in _stream_annotations(dataset, sel, images, handles, group_col=group_col,
+                                        image_info=image_info, image_ids=image_ids,
+                                        segmentation=segmentation,
+                                        batch_size=batch_size).items():
+            counts[g][1] += n
         for g, f in handles.items():
             f.write("]}\n")
             f.close()
@@ -127,6 +110,60 @@ def export_coco(dataset: Dataset, out_dir: Path, *, by_source: bool = False,
             if tmp_paths[g].exists():
                 tmp_paths[g].unlink()
     return report
+
+
+def _write_head(f: IO[str], dataset: Dataset, group_col: str, group: str,
+                image_rows: list[dict[str, Any]], image_ids: dict[str, int]) -> int:
+    """Write one group's JSON up to the opened ``annotations`` array.
+
+    That is ``info``, ``licenses``, ``categories`` and the group's ``images``.
+
+    Returns:
+        the number of images written.
+    """
+    f.write('{"info": ')
+    f.write(json.dumps({"description": f"mfcurate export ({group_col} {group})",
+                        "version": str(dataset.manifest.get("schema_version")),
+                        "date_created": dataset.manifest.get("updated")}))
+    f.write(', "licenses": ' + json.dumps(_licenses(dataset)))
+    f.write(', "categories": ' + json.dumps(categories()))
+    f.write(', "images": [')
+    sep, n = "", 0
+    for r in image_rows:
+        if r[group_col] != group:
+            continue
+        f.write(sep + json.dumps(_image_entry(r, image_ids[r["image_key"]])))
+        sep = ", "
+        n += 1
+    f.write('], "annotations": [')
+    return n
+
+
+def _stream_annotations(dataset: Dataset, sel: Selection, images: pa.Table,
+                        handles: dict[str, IO[str]], *, group_col: str,
+                        image_info: dict[str, dict[str, Any]], image_ids: dict[str, int],
+                        segmentation: str, batch_size: int) -> dict[str, int]:
+    """Append every selected object, batch by batch, to its group's open file.
+
+    Annotation ids run from 1 over all groups, in the order the objects are read.
+
+    Returns:
+        group -> number of annotations written.
+    """
+    first = dict.fromkeys(handles, True)
+    counts = dict.fromkeys(handles, 0)
+    ann_id = 0
+    for batch in iter_selected(dataset, sel, columns=_ANNOTATION_COLUMNS,
+                               batch_size=batch_size, images=images):
+        for row in batch.to_pylist():
+            img = image_info[row["image_key"]]
+            g = img[group_col]
+            ann_id += 1
+            entry = _annotation(row, img, image_ids[row["image_key"]], ann_id, segmentation)
+            handles[g].write(("" if first[g] else ", ") + json.dumps(entry))
+            first[g] = False
+            counts[g] += 1
+    return counts
 
 
 def _safe(name: str) -> str:
