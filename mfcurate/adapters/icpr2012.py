@@ -157,7 +157,7 @@ class ICPR2012(SourceAdapter):
                     objs.append(_Obj(stem, str(k), self._rel(f), pix, None, lineno))
         else:
             for split, path in sorted(self.db_paths.items()):
-                db = read_sliderunner(path)
+                db = self.read_database(path)
                 src = self._rel(path)
                 for s in sorted(db.slides.values(), key=lambda s: s.filename):
                     stem = Path(s.filename).stem
