@@ -98,17 +98,17 @@ class Folder(SourceAdapter):
             raise SourceFormatError(path, f"invalid TOML ({exc})") from exc
         top = Where(path, "")
         F.unknown_keys(cfg, ("dataset", "classes", "images"), top, "(top level)")
-        _check_settings(F.mapping(cfg.get("dataset"), top, "[dataset]", optional=True),
-                        Where(path, "[dataset]"))
+        _check_settings(F.mapping(cfg.get("dataset"), top, "dataset", optional=True),
+                        Where(path, "table dataset"))
         labels = [v.value for v in Label]
-        for name, value in F.mapping(cfg.get("classes"), top, "[classes]",
+        for name, value in F.mapping(cfg.get("classes"), top, "classes",
                                      optional=True).items():
             if value != IGNORE and value not in labels:
-                raise SourceFormatError(path, f"[classes] {name!r} = {value!r} is "
+                raise SourceFormatError(path, f"table classes: {name!r} = {value!r} is "
                                         f"not a label ({', '.join(labels)}) or 'ignore'")
-        for rel, per in F.mapping(cfg.get("images"), top, "[images]", optional=True).items():
-            _check_settings(F.mapping(per, top, f"[images.{rel!r}]"),
-                            Where(path, f"[images.{rel!r}]"))
+        for rel, per in F.mapping(cfg.get("images"), top, "images", optional=True).items():
+            _check_settings(F.mapping(per, top, f"images.{rel!r}"),
+                            Where(path, f"table images.{rel!r}"))
         return cfg
 
     def source_card(self) -> dict[str, Any]:  # type: ignore[override]
