@@ -28,7 +28,7 @@ def info(
     print_mask_summary(ds)
     for src in ds.sources:  # the label set a source was read with (TUPAC16)
         if label_set := (ds.source_info(src).get("details") or {}).get("label_set"):
-            console.print(f"{src}: {label_set}", markup=False)
+            console.print(f"{src}: {label_set}", markup=False, soft_wrap=True)
     if verify:
         problems = ds.verify()
         if problems:
