@@ -43,12 +43,13 @@ def read_number_rows(path: Path, *, min_fields: int, max_fields: int | None = No
         raw = path.read_bytes()
     except OSError as exc:
         raise SourceFormatError(path, f"cannot read ({exc})") from exc
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM (Excel) is not content
     if not raw.strip():
         return []
     if not raw.endswith((b"\n", b"\r")):
         raise SourceFormatError(path, "file ends in the middle of a line (truncated?)")
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SourceFormatError(path, f"not UTF-8 text ({exc})") from exc
     rows: list[tuple[int, list[float]]] = []
