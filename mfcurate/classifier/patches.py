@@ -50,6 +50,7 @@ from mfcurate.dataset import Dataset, atomic_write_json, write_parquet_atomic
 from mfcurate.errors import DatasetError
 from mfcurate.executor import Task, run_tasks
 from mfcurate.geometry import decode_mask, mask_grid
+from mfcurate.schemas.vocab import TRAINABLE_LABELS
 
 #: Labels that are the positive class; everything else (look-alikes, background and other
 #: cells) is negative.
@@ -226,6 +227,8 @@ def _image_tasks(ds: Dataset, cfg: PatchConfig, default_mpp: float | None,
     rejected = pc.equal(objs.column("qa_state"), "rejected")
     n_rejected = int(pc.sum(rejected).as_py() or 0)
     objs = objs.filter(pc.invert(rejected))
+    # ``uncertain`` (label rounds that could not agree) is never trained as either class
+    objs = objs.filter(pc.is_in(objs.column("label"), value_set=pa.array(sorted(TRAINABLE_LABELS))))
     by_image: dict[str, list[tuple[Any, ...]]] = {}
     for r in objs.to_pylist():
         cx, cy = r["centroid_xy"]
@@ -267,7 +270,8 @@ def build_patch_store(
 ) -> BuildReport:
     """Build (or resume building) the patch store of a dataset.
 
-    Rejected objects (``qa_state == "rejected"``) are skipped.  Per-image work runs through
+    Rejected objects (``qa_state == "rejected"``) and ``uncertain`` ones (not in
+    ``TRAINABLE_LABELS``) are skipped.  Per-image work runs through
     :func:`mfcurate.executor.run_tasks`, so a rerun after an interruption only does the images
     not yet done.
 

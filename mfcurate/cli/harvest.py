@@ -13,6 +13,8 @@ from mfcurate.cli._common import (
     WorkersOpt,
     console,
     err_console,
+    mpp_value,
+    positive,
     progress_callback,
     reports_errors,
 )
@@ -64,13 +66,15 @@ def harvest(
     min_area_um2: Annotated[float, typer.Option(help="Smallest mask area, µm².")] = 2.25,
     max_area_um2: Annotated[float, typer.Option(help="Largest mask area, µm².")] = 225.0,
     match_radius_um: Annotated[float, typer.Option(
+        callback=positive,
         help="Centroid distance of a match with an annotated figure, µm.")] = 7.5,
     exclusion_radius_um: Annotated[float, typer.Option(
+        callback=positive,
         help="Objects this close to any annotation are never background, µm.")] = 15.0,
     near_policy: Annotated[str, typer.Option(
         help="flag (keep as flagged other_cell) or drop.")] = "flag",
     default_mpp: Annotated[float | None, typer.Option(
-        help="µm/px for images without one (else they are skipped).")] = None,
+        callback=mpp_value, help="µm/px for images without one (else they are skipped).")] = None,
     overlay: Annotated[Path | None, typer.Option(
         help="Write a PNG overlay of one tile here.")] = None,
     workers: WorkersOpt = 1,

@@ -21,39 +21,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from mfcurate.dataset import Dataset
+from mfcurate.dataset import Dataset, Selection, as_selection, iter_selected, select_images
 from mfcurate.errors import UsageError
 from mfcurate.geometry import image_rle_from_box_mask, mask_grid, mask_polygons, rle_area
-from mfcurate.schemas.vocab import COCO_CATEGORY_IDS, LABEL_NAMES, Label, QAState, Split
+from mfcurate.schemas.vocab import COCO_CATEGORY_IDS, LABEL_NAMES, Label
 
 _RLE_LIMIT = 2**32
-
-
-@dataclass
-class CocoFilters:
-    """Which objects and images to export (None = all)."""
-
-    sources: Sequence[str] | None = None
-    labels: Sequence[str] | None = None
-    splits: Sequence[str] | None = None
-    qa_states: Sequence[str] | None = None
-
-    def check(self) -> None:
-        """Reject values outside the vocabularies (usage error)."""
-        for name, values, vocab in (("label", self.labels, Label), ("split", self.splits, Split),
-                                    ("qa state", self.qa_states, QAState)):
-            allowed = {v.value for v in vocab}
-            for v in values or []:
-                if v not in allowed:
-                    raise UsageError(f"unknown {name} {v!r}; choose from {sorted(allowed)}")
 
 
 @dataclass
@@ -70,25 +47,24 @@ def categories() -> list[dict[str, Any]]:
 
 
 def export_coco(dataset: Dataset, out_dir: Path, *, by_source: bool = False,
-                filters: CocoFilters | None = None, segmentation: str = "rle",
-                batch_size: int = 65536) -> CocoReport:
+                selection: Selection | None = None, segmentation: str = "rle",
+                batch_size: int = 65536, **filters: Any) -> CocoReport:
     """Write ``<out_dir>/<group>.json`` for each split (or source) of the dataset.
 
     Args:
         dataset: the dataset to export.
         out_dir: output folder (created).
         by_source: one file per source instead of one per split.
-        filters: subsets by source, label, split and QA state.
+        selection: which images and objects (default: all but rejected objects, as every
+            export).
+        **filters: or the same as keyword options (see :meth:`Selection.from_options`).
         segmentation: ``rle`` (default) or ``polygon``.
         batch_size: objects per streamed batch.
     """
-    filters = filters or CocoFilters()
-    filters.check()
+    sel = as_selection(selection, **filters).check(dataset)
     if segmentation not in ("rle", "polygon"):
         raise UsageError(f"--segmentation must be rle or polygon, not {segmentation!r}")
-    images = dataset.images(sources=filters.sources)
-    if filters.splits:
-        images = images.filter(pc.is_in(images.column("split"), pa.array(list(filters.splits))))
+    images = select_images(dataset, sel)
     group_col = "source" if by_source else "split"
     groups = sorted(set(images.column(group_col).to_pylist()))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,16 +104,9 @@ def export_coco(dataset: Dataset, out_dir: Path, *, by_source: bool = False,
         cols = ["object_key", "image_key", "source", "label", "label_origin", "votes",
                 "confidence", "centroid_xy", "bbox_xyxy", "mask_rle", "mask_origin",
                 "mask_score", "area_px", "area_um2", "qa_state", "qa_flags", "source_label"]
-        for batch in dataset.iter_objects(sources=filters.sources, columns=cols,
-                                          batch_size=batch_size):
-            mask = pc.is_in(batch.column("image_key"), pa.array(list(image_ids)))
-            if filters.labels:
-                mask = pc.and_(mask, pc.is_in(batch.column("label"),
-                                              pa.array(list(filters.labels))))
-            if filters.qa_states:
-                mask = pc.and_(mask, pc.is_in(batch.column("qa_state"),
-                                              pa.array(list(filters.qa_states))))
-            for row in batch.filter(mask).to_pylist():
+        for batch in iter_selected(dataset, sel, columns=cols, batch_size=batch_size,
+                                   images=images):
+            for row in batch.to_pylist():
                 img = image_info[row["image_key"]]
                 g = img[group_col]
                 ann_id += 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mfcurate.steps import StepContext, step
+from mfcurate.pipelines.steps import StepContext, step
 
 _QUICK: dict[str, dict[str, Any]] = {
     "patches": {"size_px": 32, "mpp": 0.5},

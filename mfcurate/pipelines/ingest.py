@@ -8,7 +8,7 @@ from typing import Any
 
 from mfcurate.adapters import AdapterConfig, get_adapter
 from mfcurate.dataset import Dataset
-from mfcurate.steps import StepContext, step
+from mfcurate.pipelines.steps import StepContext, step
 
 
 @dataclass

@@ -30,16 +30,22 @@ import shutil
 import tarfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from mfcurate import __version__
-from mfcurate.dataset import MANIFEST, Dataset, atomic_write_bytes, atomic_write_json
+from mfcurate.dataset import (
+    MANIFEST,
+    Dataset,
+    as_selection,
+    atomic_write_bytes,
+    atomic_write_json,
+    select_images,
+)
 from mfcurate.errors import MfcurateError
-from mfcurate.export._filters import ObjectFilter
 from mfcurate.export.parquet_export import write_tables
 from mfcurate.publish.citation import build_citation
 from mfcurate.publish.croissant import build_croissant, validate_croissant
@@ -167,7 +173,7 @@ def build_package(
         max_archive_bytes: largest tar shard.
         max_files: Zenodo's file limit per record.
         max_record_bytes: Zenodo's size limit per record.
-        filters: object filters (see :class:`~mfcurate.export._filters.ObjectFilter`).
+        filters: selection options (see :meth:`~mfcurate.dataset.Selection.from_options`).
         rebuild: rebuild even if an identical package exists.
         log: optional progress messages.
 
@@ -193,7 +199,7 @@ def build_package(
     if existing is not None and not rebuild:
         say(f"package in {out} is up to date; reusing it")
         return existing
-    flt = ObjectFilter.from_options(ds, **dict(filters or {}))
+    flt = as_selection(None, **dict(filters or {})).check(ds)
     if not ds.sources:
         raise PackageError(f"{ds.root}: the dataset is empty; ingest a source first")
     res = resolve_license({k: str(ds.source_info(k).get("license", "unknown"))
@@ -223,7 +229,7 @@ def build_package(
 
             say("cutting crops")
             work = build / STATE_DIR / "crops"
-            export_crops(ds, work, size_px=crop_size, **dict(filters or {}))
+            export_crops(ds, work, size_px=crop_size, selection=flt)
             shutil.move(str(work / "crops" / "index.parquet"), build / "crops-index.parquet")
             entries.append({"path": "crops-index.parquet", "kind": "table"})
             items = [(p.relative_to(work).as_posix(), p, p.stat().st_size)
@@ -231,9 +237,7 @@ def build_package(
             shard_jobs.append(("crops", "crops", plan_shards(items, max_archive_bytes)))
         if include_images:
             for src in sorted(sources):
-                rows = ds.images(sources=[src]).to_pylist()
-                if flt.splits:
-                    rows = [r for r in rows if r["split"] in flt.splits]
+                rows = select_images(ds, replace(flt, sources=(src,))).to_pylist()
                 items = []
                 for r in rows:
                     p = ds.image_path(r)

@@ -23,7 +23,7 @@ TOKEN = "zen-TEST-tok-5f2b9c1e77d04a"  # a recognisable secret to search for
 
 @pytest.fixture
 def standin(tmp_path: Path) -> Iterator[Any]:
-    from mfcurate.publish.standin import ZenodoStandIn
+    from mfcurate.testing.zenodo_standin import ZenodoStandIn
 
     with ZenodoStandIn(TOKEN, tmp_path / "zenodo-store") as s:
         yield s
