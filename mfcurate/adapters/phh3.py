@@ -215,14 +215,16 @@ def _typed_pair(d: dict[str, Any], path: Path) -> dict[str, Any]:
     null; ``species`` one of the vocabulary's.
     """
     at = Where(path, "")
-    mpp_raw = d.get("he_mpp")
+    mpp_raw = F.items(d.get("he_mpp"), at, "he_mpp", optional=True)
+    if len(mpp_raw) > 2:
+        raise at.error("he_mpp", f"expected [mpp_x, mpp_y], got {len(mpp_raw)} values")
     mpp: list[float] = []
-    if mpp_raw is not None:
-        mpp = F.numbers(mpp_raw, at, "he_mpp", lo_n=1, hi_n=2, positive=True)
-        for k, v in enumerate(mpp):
-            if not is_plausible_mpp(v):
-                raise at.error(f"he_mpp[{k}]", f"{v:g} µm/px is outside the plausible range "
-                                               f"{MPP_RANGE[0]:g}..{MPP_RANGE[1]:g}")
+    for k, v in enumerate(mpp_raw):
+        f = F.number(v, at, f"he_mpp[{k}]", positive=True, optional=True)
+        if f is not None and not is_plausible_mpp(f):
+            raise at.error(f"he_mpp[{k}]", f"{f:g} µm/px is outside the plausible range "
+                                           f"{MPP_RANGE[0]:g}..{MPP_RANGE[1]:g}")
+        mpp += [f] if f is not None else []
     species = F.text(d.get("species"), at, "species", optional=True,
                      choices=[s.value for s in Species])
     return {

@@ -197,6 +197,7 @@ def _sliderunner(source: str, db: str, slide: str, args: tuple[str, ...] = ()) -
     """Cases shared by every SlideRunner database ``db`` (path relative to the base)."""
     spot = "(SELECT MIN(annoId) FROM Annotations_coordinates WHERE annoId IN " \
            "(SELECT uid FROM Annotations WHERE type = 1 AND agreedClass > 0))"
+    left_out = "annotations left out"
     c = [
         Case(source, "truncated", "db half", truncate(db), args=args),
         Case(source, "zero-byte", "db", zero_byte(db), args=args),
@@ -223,13 +224,14 @@ def _sliderunner(source: str, db: str, slide: str, args: tuple[str, ...] = ()) -
                      f"WHERE annoId = {spot}"), expect="finite", args=args),
         Case(source, "null", "NULL coordinate (left out, counted)",
              sql(db, f"UPDATE Annotations_coordinates SET coordinateX = NULL "
-                     f"WHERE annoId = {spot}"), exit_code=0, args=args),
+                     f"WHERE annoId = {spot}"), exit_code=0, expect="NULL coordinate",
+             args=args),
         Case(source, "unknown-id", "unknown slide id (left out, counted)",
              sql(db, f"UPDATE Annotations SET slide = 999 WHERE uid = {spot}"), exit_code=0,
-             args=args),
+             expect=left_out, args=args),
         Case(source, "unknown-id", "unknown class id (left out, counted)",
              sql(db, f"UPDATE Annotations SET agreedClass = 99 WHERE uid = {spot}"),
-             exit_code=0, args=args),
+             exit_code=0, expect=left_out, args=args),
     ]
     if slide:
         c += [Case(source, "zero-byte", "image (flagged)", zero_byte(slide), exit_code=0,
@@ -385,9 +387,9 @@ def _midog(source: str, js: str, image: str, xval: bool) -> list[Case]:
              json_edit(js, ann("bbox", [-900, -900, -850, -850])), exit_code=0,
              expect="dropped"),
         Case(source, "unknown-id", "unknown image id (left out, counted)",
-             json_edit(js, ann("image_id", 777)), exit_code=0),
+             json_edit(js, ann("image_id", 777)), exit_code=0, expect="unknown image id 777"),
         Case(source, "unknown-id", "unknown category id (left out, counted)",
-             json_edit(js, ann("category_id", 9)), exit_code=0),
+             json_edit(js, ann("category_id", 9)), exit_code=0, expect="unknown category id 9"),
         Case(source, "wrong-shape", "duplicate annotation id",
              json_edit(js, lambda d: d["annotations"][1].update(id=d["annotations"][0]["id"])),
              expect="duplicate"),
