@@ -339,8 +339,11 @@ class TUPAC16(SourceAdapter):
             path = self.root / self.image_rel(iid)
             size = (float(TILE_PX), float(TILE_PX))
             if path.exists():
-                info = probe_image(path)
-                size = (float(info.width), float(info.height))
+                try:
+                    info = probe_image(path)
+                    size = (float(info.width), float(info.height))
+                except SourceFormatError:
+                    pass  # unreadable: flagged when its record is built; the release size
             self._sizes[iid] = size
         return self._sizes[iid]
 
