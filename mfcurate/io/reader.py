@@ -419,7 +419,8 @@ def check_readable(path: Path | str) -> str | None:
     * TIFF-based files (``.tif``, ``.tiff``, ``.svs``): every strip/tile of the first page
       must lie inside the file (a truncated copy fails this);
     * plain images (PNG/JPEG/BMP, bounded by the decompression-bomb limit): a full decode;
-    * tiled/whole-slide images: a decode of the first ``CHECK_TILE_PX`` square at level 0.
+    * tiled/whole-slide images: a decode of the first ``CHECK_TILE_PX`` square at level 0;
+    * TIFFs read whole (not tiled, so not OpenSlide's): at most :data:`MAX_DECODE_PIXELS`.
     """
     p = Path(path)
     suffix = p.suffix.lower()
@@ -437,6 +438,10 @@ def check_readable(path: Path | str) -> str | None:
             if isinstance(img, OpenSlideImage):
                 img.read_region(0, 0, min(CHECK_TILE_PX, img.width),
                                 min(CHECK_TILE_PX, img.height))
+            elif isinstance(img, TiffImage) and img.width * img.height > MAX_DECODE_PIXELS:
+                return (f"{img.width} x {img.height} px in one untiled level, too large to "
+                        f"decode whole (limit {MAX_DECODE_PIXELS:,} px); store it as a tiled "
+                        "pyramidal TIFF")
         finally:
             img.close()
     except SourceFormatError as exc:

@@ -109,3 +109,27 @@ def test_implausible_header_mpp_falls_back_midogpp(tmp_path: Path) -> None:
 def test_adapter_config_refuses_nonsense(bad: dict[str, float]) -> None:
     with pytest.raises(UsageError):
         AdapterConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_check_readable_on_broken_images(tmp_path: Path) -> None:
+    import numpy as np
+    import tifffile
+    from _corpus import bomb_png
+
+    from mfcurate.io import reader
+
+    rgb = np.full((64, 64, 3), 200, np.uint8)
+    tifffile.imwrite(tmp_path / "ok.tif", rgb, photometric="rgb")
+    assert reader.check_readable(tmp_path / "ok.tif") is None
+    data = (tmp_path / "ok.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) // 2])
+    assert reader.check_readable(tmp_path / "cut.tif") is not None
+    why = reader.check_readable(bomb_png("bomb.png")(tmp_path))
+    assert why is not None and "too large" in why
+    old = reader.MAX_DECODE_PIXELS
+    try:
+        reader.MAX_DECODE_PIXELS = 64 * 63
+        why = reader.check_readable(tmp_path / "ok.tif")
+        assert why is not None and "too large to decode whole" in why
+    finally:
+        reader.MAX_DECODE_PIXELS = old
