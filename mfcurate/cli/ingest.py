@@ -64,3 +64,6 @@ def ingest(
     if report.dropped:
         err_console.print(f"[yellow]warning:[/yellow] {len(report.dropped)} annotations lie "
                           f"wholly outside their image and were dropped (e.g. {report.dropped[0]})")
+    if report.skipped:
+        err_console.print(f"[yellow]warning:[/yellow] {len(report.skipped)} annotations left "
+                          f"out (e.g. {report.skipped[0]})")

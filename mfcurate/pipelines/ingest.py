@@ -20,6 +20,8 @@ class IngestReport:
     n_objects: int
     missing_images: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    #: annotations left out, named with why (NULL coordinate, unknown image or class id)
+    skipped: list[str] = field(default_factory=list)
 
 
 def ingest_source(source: str, root: Path | str, out: Path | str,
@@ -34,7 +36,8 @@ def ingest_source(source: str, root: Path | str, out: Path | str,
     ds = Dataset.open(out, create=True)
     ds.commit_source(source, images, [objects], info=adapter.source_card(), root=root)
     return IngestReport(source, images.num_rows, objects.num_rows,
-                        list(adapter.missing_images), list(adapter.dropped))
+                        list(adapter.missing_images), list(adapter.dropped),
+                        list(adapter.skipped))
 
 
 def _ingest_step(ctx: StepContext, *, sources: list[dict[str, Any]] | None = None,
