@@ -103,5 +103,5 @@ def export(
                           f"under {out / 'crops'}")
             if c["skipped_images"]:
                 console.print(f"[yellow]warning:[/yellow] {len(c['skipped_images'])} image "
-                              f"files missing, their objects have no crops (e.g. "
+                              f"files missing or unreadable, their objects have no crops (e.g. "
                               f"{c['skipped_images'][0]})")

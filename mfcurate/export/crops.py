@@ -141,7 +141,7 @@ def export_crops(dataset: Dataset | Path | str, out_dir: Path | str, *, size_px:
         if not objs:
             continue
         path = ds.image_path(img)
-        if not path.exists():
+        if not img.get("file_found", True) or not path.exists():  # missing or unreadable
             skipped.append(img["image_key"])
             continue
         payload = {"path": str(path), "objects": objs, "size_px": size_px,
