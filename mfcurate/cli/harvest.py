@@ -42,8 +42,9 @@ def register(app: typer.Typer) -> None:
 def harvest(
     dataset: DatasetArg,
     sources: Annotated[list[str] | None, typer.Option(
-        "--sources", "-s", help="Source key(s) to harvest (repeatable or comma-separated); "
-                                "default: all.")] = None,
+        "--source", "--sources", "-s",
+        help="Source key(s) to harvest (repeatable or comma-separated); default: all.")]
+    = None,
     checkpoint: Annotated[Path | None, typer.Option(
         help="SAM checkpoint (.pth); default: classical segmenter.")] = None,
     model_type: Annotated[str, typer.Option(
