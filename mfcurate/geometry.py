@@ -284,3 +284,78 @@ def mask_polygons(counts: str, grid: Grid, tolerance_px: float = 0.5) -> list[li
         pts[:, 1] += y0
         polys.append([round(float(v), 2) for v in pts.reshape(-1)])
     return polys
+
+
+#: A connected component is a *part* of a mask when its area is at least this fraction of
+#: the mask's largest component (smaller specks are noise).  Used by the box-prompted mask QA
+#: (:mod:`mfcurate.segment.qa`, which keeps every part inside the prompt box: anaphase and
+#: telophase figures are two or more chromatin masses) and by the hygiene figures.
+MIN_PART_FRAC = 0.1
+
+
+def mask_parts(mask: npt.NDArray[np.generic], min_frac: float = MIN_PART_FRAC
+               ) -> tuple[npt.NDArray[np.int32], list[int]]:
+    """8-connected components of a mask and which of them are significant parts.
+
+    Args:
+        mask: ``(rows, cols)`` mask (non-zero = inside).
+        min_frac: smallest part, as a fraction of the largest component's area.
+
+    Returns:
+        ``(labels, parts)``: the ``(rows, cols)`` int32 component labels (0 = outside) and
+        the labels of the parts, largest first.
+
+    Examples:
+        >>> m = np.zeros((7, 11), bool); m[1:5, 1:5] = True; m[1:5, 6:10] = True; m[6, 5] = True
+        >>> mask_parts(m)[1]
+        [1, 2]
+    """
+    import cv2
+
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(
+        np.asarray(mask, dtype=bool).astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return lab.astype(np.int32), []
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    order = np.argsort(-areas, kind="stable")
+    big = float(areas[order[0]])
+    parts = [int(k) + 1 for k in order if areas[k] >= min_frac * big]
+    return lab.astype(np.int32), parts
+
+
+def count_parts(mask: npt.NDArray[np.generic], min_frac: float = MIN_PART_FRAC) -> int:
+    """Number of significant parts of a mask (see :func:`mask_parts`)."""
+    return len(mask_parts(mask, min_frac)[1])
+
+
+def points_in_boxes(points_xy: npt.ArrayLike, boxes_xyxy: npt.ArrayLike
+                    ) -> npt.NDArray[np.int64]:
+    """Index pairs ``(i, k)`` with point ``i`` inside box ``k`` (boundary included).
+
+    An STRtree over the boxes answers all points at once, so the cost grows with the
+    number of points and boxes, not their product.
+
+    Args:
+        points_xy: ``(n, 2)`` points (x, y).
+        boxes_xyxy: ``(m, 4)`` boxes.
+
+    Returns:
+        ``(2, p)`` int64 array: row 0 the point indices, row 1 the box indices.
+
+    Examples:
+        >>> points_in_boxes([[1, 1], [5, 5]], [[0, 0, 2, 2], [4, 4, 9, 9], [0, 0, 9, 9]]).T
+        array([[0, 0],
+               [0, 2],
+               [1, 1],
+               [1, 2]])
+    """
+    import shapely
+
+    p = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    b = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    if len(p) == 0 or len(b) == 0:
+        return np.zeros((2, 0), np.int64)
+    tree = shapely.STRtree(shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3]))
+    pairs = np.asarray(tree.query(shapely.points(p), predicate="intersects"), dtype=np.int64)
+    order = np.lexsort((pairs[1], pairs[0]))
+    return pairs[:, order]

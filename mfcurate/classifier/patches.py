@@ -6,9 +6,14 @@ scanners look alike to the model.  Only the crop's footprint is read
 (:meth:`ImageSource.read_region`), never the whole slide.
 
 The object's mask is decoded from ``mask_rle`` on ``geometry.mask_grid(bbox_xyxy)``, placed in
-the source window and resampled with the crop (bilinear, threshold 0.5).  An object without a
-mask gets a disk of ``disk_radius_um`` (default 4 µm, a typical nucleus) and ``mask_kind =
-"disk"`` in the index, so a user can drop or down-weight those.
+the source window and resampled with the crop (bilinear, threshold 0.5).  Which objects become
+patches is decided by :mod:`mfcurate.classifier.hygiene`: objects without a real mask (none,
+or a fixed disk) are left out by default -- a perfect disk on every negative while figures
+carry segmenter masks would be a trivially learnable cue; ``refine-masks`` gives every trained
+label a mask of the figures' segmenter -- and so are negatives centred inside a mitotic
+figure's box.  Both are counted per label in ``store.json`` (``disk_skipped_by_label``,
+``in_figure_box_skipped_by_label``).  With ``include_disk`` such objects get a disk of
+``disk_radius_um`` (default 4 µm, a typical nucleus) and ``mask_kind = "disk"`` in the index.
 
 Layout (``OUT`` defaults to ``DATASET/patches``)::
 
@@ -85,7 +90,8 @@ class PatchConfig:
     Attributes:
         size_px: side of the square crop in target pixels.
         mpp: target µm per pixel.
-        disk_radius_um: radius of the fallback disk mask for objects without a mask.
+        disk_radius_um: radius of the disk mask of objects without a mask (only cut with
+            ``include_disk``).
     """
 
     size_px: int = 64
@@ -170,7 +176,9 @@ def extract_image_patches(payload: dict[str, Any]) -> pa.Table:
     Args:
         payload: ``path``, ``image_key``, ``source``, ``tumour_type``, ``split``, ``mpp``
             (``[mpp_x, mpp_y]``), ``config`` (a :class:`PatchConfig` as dict) and
-            ``objects``: list of ``(object_key, label, cx, cy, bbox_xyxy, mask_rle)``.
+            ``objects``: list of ``(object_key, label, cx, cy, bbox_xyxy, mask_rle,
+            mask_origin)``; a row without a mask, or whose origin is ``disk``, is a disk
+            stand-in (``mask_kind = "disk"``).
 
     Returns:
         One row per object (:data:`TASK_SCHEMA`).
@@ -182,10 +190,10 @@ def extract_image_patches(payload: dict[str, Any]) -> pa.Table:
     cols: dict[str, list[Any]] = {n: [] for n in TASK_SCHEMA.names}
     src = open_image(payload["path"])
     try:
-        for key, label, cx, cy, bbox, rle in payload["objects"]:
+        for key, label, cx, cy, bbox, rle, origin in payload["objects"]:
             mask = None
             offset = (0, 0)
-            if rle is not None:
+            if rle is not None and origin != "disk":
                 gx, gy, gw, gh = mask_grid(bbox)
                 mask = decode_mask(rle, gh, gw).astype(bool)
                 offset = (gx, gy)
@@ -216,25 +224,52 @@ class BuildReport:
     n_positive: int
     n_disk: int
     n_rejected_skipped: int
+    n_disk_skipped: int = 0
+    n_in_figure_box_skipped: int = 0
+    skipped_by_label: dict[str, dict[str, int]] | None = None
+
+    def summary(self) -> str:
+        """One line: patches, figures, and what label hygiene left out (per label)."""
+        sk = self.skipped_by_label or {}
+
+        def per(d: dict[str, int]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in d.items())
+
+        line = (f"{self.n_patches} patches from {self.n_images} images ({self.n_positive} "
+                f"mitotic figures, {self.n_disk} with disk masks); left out: "
+                f"{self.n_rejected_skipped} rejected, {self.n_disk_skipped} without a real "
+                "mask")
+        if sk.get("disk"):
+            line += f" ({per(sk['disk'])})"
+        line += f", {self.n_in_figure_box_skipped} negatives inside a mitotic figure's box"
+        if sk.get("in_figure_box"):
+            line += f" ({per(sk['in_figure_box'])})"
+        return line
 
 
 def _image_tasks(ds: Dataset, cfg: PatchConfig, default_mpp: float | None,
-                 sources: Sequence[str] | None) -> tuple[list[Task], int]:
+                 sources: Sequence[str] | None, include_disk: bool = False
+                 ) -> tuple[list[Task], int, dict[str, dict[str, int]]]:
+    from mfcurate.classifier.hygiene import training_filter
+
     images = ds.images(sources=sources).to_pylist()
-    cols = ["object_key", "image_key", "label", "centroid_xy", "bbox_xyxy", "mask_rle",
-            "qa_state"]
+    cols = ["object_key", "image_key", "label", "centroid_xy", "bbox_xyxy", "source_bbox_xyxy",
+            "mask_rle", "mask_origin", "qa_state"]
     objs = ds.objects(sources=sources, columns=cols)
     rejected = pc.equal(objs.column("qa_state"), "rejected")
     n_rejected = int(pc.sum(rejected).as_py() or 0)
     objs = objs.filter(pc.invert(rejected))
     # ``uncertain`` (label rounds that could not agree) is never trained as either class
-    objs = objs.filter(pc.is_in(objs.column("label"), value_set=pa.array(sorted(TRAINABLE_LABELS))))
+    objs = objs.filter(pc.is_in(objs.column("label"),
+                                value_set=pa.array(sorted(TRAINABLE_LABELS))))
+    keep, skipped = training_filter(objs, include_disk=include_disk)
+    objs = objs.filter(pa.array(keep))
     by_image: dict[str, list[tuple[Any, ...]]] = {}
     for r in objs.to_pylist():
         cx, cy = r["centroid_xy"]
         by_image.setdefault(r["image_key"], []).append(
             (r["object_key"], r["label"], float(cx), float(cy), list(r["bbox_xyxy"]),
-             r["mask_rle"]))
+             r["mask_rle"], r["mask_origin"]))
     tasks = []
     for im in images:
         objects = by_image.get(im["image_key"])
@@ -252,8 +287,11 @@ def _image_tasks(ds: Dataset, cfg: PatchConfig, default_mpp: float | None,
         payload = {"path": str(path), "image_key": im["image_key"], "source": im["source"],
                    "tumour_type": im["tumour_type"], "split": im["split"],
                    "mpp": [mpp_x, mpp_y], "config": asdict(cfg), "objects": objects}
-        tasks.append(Task(f"{im['image_key']}|{cfg.key()}", payload))
-    return tasks, n_rejected
+        # the key names the image, the geometry and exactly which objects are cut, so a
+        # rerun reuses a result only when it would compute the same one
+        which = hashlib.sha1(json.dumps(objects, sort_keys=True).encode()).hexdigest()[:10]
+        tasks.append(Task(f"{im['image_key']}|{cfg.key()}|{which}", payload))
+    return tasks, n_rejected, skipped
 
 
 def build_patch_store(
@@ -267,11 +305,15 @@ def build_patch_store(
     scheduler: str | None = None,
     progress: Callable[..., Any] | None = None,
     shard_size: int = SHARD_SIZE,
+    include_disk: bool = False,
 ) -> BuildReport:
     """Build (or resume building) the patch store of a dataset.
 
     Rejected objects (``qa_state == "rejected"``) and ``uncertain`` ones (not in
-    ``TRAINABLE_LABELS``) are skipped.  Per-image work runs through
+    ``TRAINABLE_LABELS``) are skipped, and so are (see
+    :func:`mfcurate.classifier.hygiene.training_filter`) objects without a real mask (unless
+    ``include_disk``) and negatives centred inside a mitotic figure's box; these are
+    counted in ``store.json`` and the report.  Per-image work runs through
     :func:`mfcurate.executor.run_tasks`, so a rerun after an interruption only does the images
     not yet done.
 
@@ -285,6 +327,7 @@ def build_patch_store(
         scheduler: Dask scheduler address.
         progress: ``progress(n=1, total=None, objects=rows)`` per finished image.
         shard_size: patches per shard file.
+        include_disk: also cut objects without a real mask, with a disk mask.
 
     Returns:
         A :class:`BuildReport`.
@@ -292,9 +335,12 @@ def build_patch_store(
     cfg = cfg or PatchConfig()
     ds = Dataset.open(dataset)
     out_dir = Path(out) if out is not None else ds.root / "patches"
-    tasks, n_rejected = _image_tasks(ds, cfg, default_mpp, sources)
+    tasks, n_rejected, skipped = _image_tasks(ds, cfg, default_mpp, sources, include_disk)
     if not tasks:
-        raise DatasetError(f"{ds.root}: no objects to cut patches from")
+        n_skip = sum(sum(v.values()) for v in skipped.values())
+        raise DatasetError(f"{ds.root}: no objects to cut patches from ({n_rejected} rejected, "
+                           f"{n_skip} without a real mask or inside a figure box; run "
+                           "refine-masks first, or pass include_disk)")
     outputs = run_tasks(extract_image_patches, tasks, out_dir / ".tasks", workers=workers,
                         scheduler=scheduler, progress=progress)
     data_name = f"data-{uuid.uuid4().hex[:12]}"
@@ -307,12 +353,19 @@ def build_patch_store(
         raise
     targets = np.asarray(index.column("target").to_numpy(), dtype=np.int64)
     n_disk = int(pc.sum(pc.equal(index.column("mask_kind"), "disk")).as_py() or 0)
+    n_disk_skipped = sum(skipped["disk_skipped"].values())
+    n_inside = sum(skipped["in_figure_box_skipped"].values())
     meta = {
         "format": "mfcurate-patches", "version": 1, "data": data_name,
         "config": asdict(cfg), "dataset": str(ds.root.resolve()),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "n_patches": index.num_rows, "n_positive": int(targets.sum()), "n_disk": n_disk,
         "n_images": len(tasks), "n_rejected_skipped": n_rejected,
+        "include_disk": include_disk, "n_disk_skipped": n_disk_skipped,
+        "disk_skipped_by_label": skipped["disk_skipped"],
+        "n_in_figure_box_skipped": n_inside,
+        "in_figure_box_skipped_by_label": skipped["in_figure_box_skipped"],
+        "patches_by_label": _by_label(index), "disk_by_label": _by_label(index, "disk"),
         "shard_size": shard_size,
     }
     atomic_write_json(out_dir / STORE_FILE, meta)
@@ -320,7 +373,17 @@ def build_patch_store(
         if old.name != data_name and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
     return BuildReport(out_dir, len(tasks), index.num_rows, int(targets.sum()), n_disk,
-                       n_rejected)
+                       n_rejected, n_disk_skipped, n_inside,
+                       {"disk": skipped["disk_skipped"],
+                        "in_figure_box": skipped["in_figure_box_skipped"]})
+
+
+def _by_label(index: pa.Table, mask_kind: str | None = None) -> dict[str, int]:
+    """Patches per label (of one ``mask_kind`` when given)."""
+    t = index if mask_kind is None else index.filter(pc.equal(index.column("mask_kind"),
+                                                              mask_kind))
+    labels = t.column("label").to_pylist()
+    return {k: labels.count(k) for k in sorted(set(labels))}
 
 
 def _write_shards(outputs: Sequence[Path], data_dir: Path, cfg: PatchConfig,

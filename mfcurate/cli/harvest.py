@@ -32,7 +32,9 @@ def register(app: typer.Typer) -> None:
              "Example: [bold]mfcurate harvest ds --checkpoint sam_vit_h_4b8939.pth "
              "--device cuda[/bold]\n\n"
              "Without --checkpoint the classical nucleus segmenter is used.  Objects matching "
-             "an annotated figure are linked to it; objects near any annotation are flagged "
+             "an annotated figure, and pieces of it (centred in its box or overlapping its "
+             "mask), are linked to it and never negatives; objects near any annotation are "
+             "flagged "
              "other_cell (or dropped with --near-policy drop), never background.  Rerunning "
              "with the same settings resumes.",
     )(harvest)
@@ -142,7 +144,8 @@ def _print_summary(rep: HarvestReport) -> None:
         f"[green]harvested[/green] {rep.images} images with {rep.backend}: "
         f"{rep.tiles_on_tissue} tiles on tissue ({skipped} of {rep.tiles_total} skipped as "
         f"glass/outside regions), {rep.background} background, {rep.matched} matched to "
-        f"figures, {rep.near} near annotations (flagged), {rep.near_dropped} dropped, "
+        f"figures, {rep.parts} parts of figures linked, {rep.near} near annotations "
+        f"(flagged), {rep.near_dropped} dropped, "
         f"{rep.seam_duplicates} seam duplicates removed, {rep.annotation_masks_filled} "
         f"annotation masks filled")
     if rep.overlay:

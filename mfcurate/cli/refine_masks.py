@@ -22,9 +22,9 @@ def register(app: typer.Typer) -> None:
     """Attach the command to the app."""
     app.command(
         "refine-masks",
-        help="Give every mitotic and mitotic-like figure a nuclei mask, prompted by its box "
-             "(SAM, or the classical haematoxylin segmenter when no checkpoint is given), with "
-             "automatic QA and re-prompting.\n\n"
+        help="Give every annotated object of a trained label (figures and negatives alike) a "
+             "nuclei mask, prompted by its box (SAM, or the classical haematoxylin segmenter "
+             "when no checkpoint is given), with automatic QA and re-prompting.\n\n"
              "Example: [bold]mfcurate refine-masks ds --segmenter sam --sam-checkpoint "
              "sam_vit_h_4b8939.pth --sam-model vit_h --device cuda[/bold]\n\n"
              "An interrupted run restarted with the same command resumes.",
@@ -51,7 +51,10 @@ def refine_masks_cmd(
     overwrite: Annotated[bool, typer.Option(
         help="Also replace source, pHH3 and manual masks and reviewed objects.")] = False,
     all_labels: Annotated[bool, typer.Option(
-        help="Refine every object, not only mitotic and mitotic-like figures.")] = False,
+        help="Refine every label (uncertain included), not only the trained ones.")] = False,
+    figures_only: Annotated[bool, typer.Option(
+        help="Refine only mitotic and mitotic-like figures (negatives without a mask are then "
+             "left out of training).")] = False,
     default_mpp: Annotated[float | None, typer.Option(
         callback=mpp_value, help="µm/px for images whose resolution is unknown (without "
                                  "it such images are skipped and counted).")] = None,
@@ -70,7 +73,7 @@ def refine_masks_cmd(
                        sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None,
                        sam_model=sam_model, device=device, sam_batch=sam_batch, window=window,
                        window_px=window_px, overwrite=overwrite, all_labels=all_labels,
-                       default_mpp=default_mpp)
+                       figures_only=figures_only, default_mpp=default_mpp)
     cfg.validate()
     with progress_callback("refine-masks: images", unit="objects") as advance:
         summary = refine_masks(dataset, cfg, workers=workers, scheduler=scheduler,

@@ -48,7 +48,8 @@ def _path(ctx: StepContext, p: str) -> Path:
 @step("build-patches")
 def build_patches_step(ctx: StepContext, *, out: str = "patches", size_px: int | None = None,
                        mpp: float | None = None, disk_radius_um: float = 4.0,
-                       preset: str = "auto", **_: Any) -> dict[str, Any]:
+                       include_disk: bool = False, preset: str = "auto",
+                       **_: Any) -> dict[str, Any]:
     """Cut the patch store of ``ctx.dataset`` into ``work_dir/out``."""
     from mfcurate.classifier.patches import PatchConfig, build_patch_store
 
@@ -56,11 +57,14 @@ def build_patches_step(ctx: StepContext, *, out: str = "patches", size_px: int |
     cfg = PatchConfig(size_px=int(o.get("size_px", 64)), mpp=float(o.get("mpp", 0.25)),
                       disk_radius_um=disk_radius_um)
     rep = build_patch_store(ctx.dataset, _path(ctx, out), cfg, workers=ctx.workers,
-                            scheduler=ctx.scheduler)
+                            scheduler=ctx.scheduler, include_disk=include_disk)
     ctx.state["patch_store"] = str(rep.out)
+    ctx.console.print(f"build-patches: {rep.summary()}", markup=False)
     return {"patch_store": str(rep.out), "images": rep.n_images, "patches": rep.n_patches,
             "mitotic_figures": rep.n_positive, "disk_masks": rep.n_disk,
-            "rejected_skipped": rep.n_rejected_skipped, "size_px": cfg.size_px, "mpp": cfg.mpp}
+            "rejected_skipped": rep.n_rejected_skipped, "disk_skipped": rep.n_disk_skipped,
+            "in_figure_box_skipped": rep.n_in_figure_box_skipped,
+            "skipped_by_label": rep.skipped_by_label, "size_px": cfg.size_px, "mpp": cfg.mpp}
 
 
 @step("train-classifier")

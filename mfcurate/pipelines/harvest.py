@@ -11,9 +11,12 @@ Flow (``mfcurate harvest DATASET``; step ``harvest`` in recipes and the demo):
    otherwise) with the area filter in µm² through the image's µm/px, and objects cut by a
    tile edge are dropped when another tile holds them whole;
 3. per image: duplicates across seams are removed, objects are labelled against the
-   annotations (:mod:`mfcurate.pipelines.harvest_merge`), and written as part ``harvest`` of
-   the source (keys ``<image_key>/harvest/<n>``, numbered by position); annotations of
-   figures without a mask get the matched object's mask through the ``harvest-fill`` layer.
+   annotations (:mod:`mfcurate.pipelines.harvest_merge`: the match of a figure, the parts of
+   a figure -- an object centred inside a figure's box or overlapping its mask is linked to
+   it and never a negative --, objects near an annotation, background), and written as part
+   ``harvest`` of the source (keys ``<image_key>/harvest/<n>``, numbered by position);
+   annotations of figures without a mask get the union of the matched object's and the
+   parts' masks through the ``harvest-fill`` layer.
    Both parts of a source are one commit, and harvest reads the dataset without them, so a
    rerun is a no-op and a resumed run equals an uninterrupted one.
 """
@@ -143,6 +146,7 @@ class HarvestReport:
     seam_duplicates: int = 0
     background: int = 0
     matched: int = 0
+    parts: int = 0
     near: int = 0
     near_dropped: int = 0
     annotation_masks_filled: int = 0
@@ -384,7 +388,7 @@ def _merge_and_write(ds: Any, cfg: HarvestConfig, plans: list[_ImagePlan],
     for src, src_plans in by_source.items():
         anns = anns_by_source[src]
         fills: dict[str, dict[str, Any]] = {}
-        counts = {"background": 0, "match": 0, "near": 0, "near_dropped": 0}
+        counts = {"background": 0, "match": 0, "part": 0, "near": 0, "near_dropped": 0}
 
         def tables(src_plans: list[_ImagePlan] = src_plans, anns: pa.Table = anns,
                    counts: dict[str, int] = counts,
@@ -403,6 +407,7 @@ def _merge_and_write(ds: Any, cfg: HarvestConfig, plans: list[_ImagePlan],
         report.by_source[src] = dict(counts)
         report.background += counts["background"]
         report.matched += counts["match"]
+        report.parts += counts["part"]
         report.near += counts["near"]
         report.near_dropped += counts["near_dropped"]
         report.annotation_masks_filled += len(fills)
@@ -441,11 +446,14 @@ def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: p
                       np.asarray(a["centroid_xy"], np.float64).reshape(-1, 2),
                       np.asarray(a["bbox_xyxy"], np.float64).reshape(-1, 4),
                       [r if o != "disk" else None  # a disk placeholder is no nucleus mask
-                       for r, o in zip(a["mask_rle"], a["mask_origin"], strict=True)])
+                       for r, o in zip(a["mask_rle"], a["mask_origin"], strict=True)],
+                      np.asarray([b if b is not None else [np.nan] * 4
+                                  for b in a["source_bbox_xyxy"]], np.float64).reshape(-1, 4))
     res = label_candidates(c, ann, plan.mpp, cfg.match_radius_um, cfg.match_iou,
                            cfg.exclusion_radius_um)
     rows: list[dict[str, Any]] = []
     n = 0
+    pieces: dict[str, list[tuple[str, int, str]]] = {}  # figure -> (kind, candidate, key)
     tile_scores: dict[int, tuple[int, int]] = {}
     kinds: list[str] = []
     for i, dec in enumerate(res.decisions):
@@ -473,25 +481,59 @@ def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: p
             "qa_flags": None, "parent_key": None,
             "extra": decision_extra(dec, plan.tiles[ti], c.stability[i], cfg.kind),
         }
-        if dec.kind == "match":
-            akey = ann.keys[int(dec.annotation or 0)]
+        if dec.kind in ("match", "part"):
             k_ann = int(dec.annotation or 0)
+            akey = ann.keys[k_ann]
+            flag = "duplicate_of_annotation" if dec.kind == "match" else "fragment_of_figure"
             row.update(label=ann.labels[k_ann], parent_key=akey, qa_state="rejected",
-                       qa_flags=["duplicate_of_annotation"])
+                       qa_flags=[flag])
             orig_rle = a["mask_rle"][k_ann]
             orig_origin = a["mask_origin"][k_ann]
             if cfg.fill_annotation_masks and (orig_rle is None or orig_origin == "disk"):
-                fills[akey] = {"bbox_xyxy": box, "mask_rle": c.rles[i],
-                               "mask_origin": c.origin[i], "mask_score": float(c.score[i]),
-                               "area_px": int(c.area_px[i]),
-                               "area_um2": area_um2(int(c.area_px[i]), *plan.mpp_xy),
-                               "from": key}
+                pieces.setdefault(akey, []).append((dec.kind, i, key))
         elif dec.kind == "near":
             row.update(label="other_cell", parent_key=ann.keys[int(dec.annotation or 0)],
                        qa_state="flagged", qa_flags=["near_annotation"])
         rows.append(row)
+    for akey, items in pieces.items():
+        fill = _fill_of(c, items, plan)
+        if fill is not None:
+            fills[akey] = fill
     return {"rows": rows, "tile_scores": tile_scores, "cands": c, "kinds": kinds,
             "ann": ann}
+
+
+def _fill_of(c: Any, items: list[tuple[str, int, str]], plan: _ImagePlan
+             ) -> dict[str, Any] | None:
+    """The ``harvest-fill`` values of a figure: its match's mask united with its parts'.
+
+    Only figures with a match are filled (parts alone are pieces, not the figure); the
+    score is the match's.
+    """
+    from mfcurate.geometry import mask_to_record
+
+    match = next((it for it in items if it[0] == "match"), None)
+    if match is None:
+        return None
+    idx = [match[1]] + [i for kind, i, _ in items if kind == "part"]
+    x0 = int(min(np.floor(c.boxes[i][0]) for i in idx))
+    y0 = int(min(np.floor(c.boxes[i][1]) for i in idx))
+    x1 = int(max(np.ceil(c.boxes[i][2]) for i in idx))
+    y1 = int(max(np.ceil(c.boxes[i][3]) for i in idx))
+    canvas = np.zeros((y1 - y0, x1 - x0), bool)
+    for i in idx:
+        m = c.mask(i)
+        bx, by = int(np.floor(c.boxes[i][0])) - x0, int(np.floor(c.boxes[i][1])) - y0
+        canvas[by:by + m.shape[0], bx:bx + m.shape[1]] |= m
+    rec = mask_to_record(canvas, (x0, y0))
+    if rec is None:
+        return None
+    box, rle, area, _ = rec
+    i = match[1]
+    return {"bbox_xyxy": [float(v) for v in box], "mask_rle": rle,
+            "mask_origin": c.origin[i], "mask_score": float(c.score[i]),
+            "area_px": int(area), "area_um2": area_um2(int(area), *plan.mpp_xy),
+            "from": match[2], "parts": [k for kind, _, k in items if kind == "part"]}
 
 
 def _write_source(ds: Any, src: str, tables: Any, fills: dict[str, dict[str, Any]]) -> None:
@@ -510,9 +552,12 @@ def _fill_rows(fills: dict[str, dict[str, Any]]) -> Any:
     rows = []
     for key in sorted(fills):
         f = fills[key]
-        row = {k: v for k, v in f.items() if k != "from"}
+        row = {k: v for k, v in f.items() if k not in ("from", "parts")}
+        info: dict[str, Any] = {"from": f["from"]}
+        if f.get("parts"):
+            info["parts"] = f["parts"]
         row.update(object_key=key, qa_state="unreviewed",
-                   step_info=json.dumps({"from": f["from"]}, sort_keys=True))
+                   step_info=json.dumps(info, sort_keys=True))
         rows.append(row)
     yield pa.Table.from_pylist(rows, schema=LAYER_SCHEMA)
 

@@ -13,8 +13,19 @@ Everything here works on one image's candidates in level-0 pixels (x = column):
     ``parent_key`` = the annotation, ``qa_state="rejected"`` and the flag
     ``duplicate_of_annotation`` (so it never counts as a second sample of the figure); its
     mask can become the annotation's mask where the annotation has none.
+  - **part**: any other object that belongs to an annotated mitotic figure or look-alike:
+    its centroid lies inside the figure's box (the annotation's ``source_bbox_xyxy`` or its
+    mask's ``bbox_xyxy``), or its mask overlaps the figure's mask by more than
+    :data:`PART_OVERLAP_FRAC` of its own area.  SAM and the classical segmenter cut an
+    anaphase or telophase figure into one object per chromatin mass, and keep sub-part masks
+    of a figure; such a piece is never a negative.  It is written with the figure's label,
+    ``parent_key`` = the figure, ``qa_state="rejected"`` and the flag ``fragment_of_figure``
+    (never a training negative, never a second sample of the figure); its mask joins the
+    figure's filled mask (``harvest-fill``).  Of several figures, the nearest one (centroid
+    distance) is the parent.
   - **near**: any other object whose centroid lies within ``exclusion_radius_um`` of an
-    annotation of *any* class, or whose mask touches the annotation's mask.  With
+    annotation of *any* class, or whose mask touches the annotation's mask.  A separate
+    neighbouring nucleus of a figure lands here: it is a valid negative (``other_cell``).  With
     ``near_policy="flag"`` (default) it is written as ``other_cell``, ``qa_state="flagged"``,
     flag ``near_annotation``, ``parent_key`` = the nearest annotation; with ``"drop"`` it is
     not written.  Either way it is never a ``background`` object.
@@ -32,8 +43,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mfcurate.geometry import decode_mask, mask_grid
+from mfcurate.geometry import decode_mask, mask_grid, points_in_boxes
 from mfcurate.schemas.vocab import FIGURE_LABELS
+
+#: An object whose mask overlaps a figure's mask by more than this fraction of the object's
+#: own area is a part of that figure (a fragment, or a sub-part mask SAM kept), never a
+#: negative.  Small enough that a sliver of a figure is caught, large enough that a separate
+#: neighbour whose outline merely touches the figure's stays a negative.
+PART_OVERLAP_FRAC = 0.1
 
 #: Columns of the per-task candidate tables.
 CANDIDATE_COLUMNS = ("image_key", "tile_index", "inst_index", "x0", "y0", "x1", "y1", "rle",
@@ -157,8 +174,9 @@ class Annotations:
     keys: list[str]
     labels: list[str]
     centroids: npt.NDArray[np.float64]  # (m, 2)
-    boxes: npt.NDArray[np.float64]  # (m, 4)
+    boxes: npt.NDArray[np.float64]  # (m, 4) bbox_xyxy (the mask's tight box where masked)
     rles: list[str | None]
+    source_boxes: npt.NDArray[np.float64] | None = None  # (m, 4) the annotation's own box
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -176,7 +194,7 @@ class Annotations:
 class Decision:
     """What one kept candidate becomes."""
 
-    kind: str  # "background", "match", "near"
+    kind: str  # "background", "match", "part", "near"
     annotation: int | None = None
     distance_um: float | None = None
     iou: float | None = None
@@ -194,7 +212,7 @@ class LabelResult:
 def label_candidates(c: Candidates, ann: Annotations, mpp: float,
                      match_radius_um: float = 7.5, match_iou: float = 0.5,
                      exclusion_radius_um: float = 15.0) -> LabelResult:
-    """Match candidates to annotated figures and mark those near any annotation.
+    """Match candidates to annotated figures; link their parts; mark those near any annotation.
 
     Args:
         c: the image's kept candidates.
@@ -207,7 +225,8 @@ def label_candidates(c: Candidates, ann: Annotations, mpp: float,
 
     Returns:
         A :class:`LabelResult`; each figure annotation gets at most one match and each
-        candidate matches at most one annotation (greedy by IoU, then distance).
+        candidate matches at most one annotation (greedy by IoU, then distance); parts and
+        near objects name their annotation in ``Decision.annotation``.
     """
     n = len(c)
     decisions = [Decision("background") for _ in range(n)]
@@ -221,6 +240,7 @@ def label_candidates(c: Candidates, ann: Annotations, mpp: float,
     # mask contacts (annotations with masks only)
     has_mask = [r is not None for r in ann.rles]
     contacts: dict[tuple[int, int], float] = {}
+    own_frac: dict[tuple[int, int], float] = {}  # intersection / candidate area
     if any(has_mask):
         mk = np.flatnonzero(has_mask)
         pairs = _box_pairs(c.boxes, ann.boxes[mk])
@@ -233,6 +253,7 @@ def label_candidates(c: Candidates, ann: Annotations, mpp: float,
             inter, aa, ab = _mask_overlap(c.boxes[i], c.mask(int(i)), ann.boxes[k], amasks[k])
             if inter:
                 contacts[(int(i), k)] = inter / max(aa + ab - inter, 1)
+                own_frac[(int(i), k)] = inter / max(aa, 1)
     # candidate matches with figure annotations
     options: list[tuple[float, float, int, int, str]] = []
     dist_of: dict[tuple[int, int], float] = {}
@@ -259,8 +280,11 @@ def label_candidates(c: Candidates, ann: Annotations, mpp: float,
         matches[k] = i
         used.add(i)
         decisions[i] = Decision("match", k, d, -neg_iou if neg_iou else None, how)
+    parts = _figure_parts(c, ann, mpp, own_frac, used)
+    for i, dec in parts.items():
+        decisions[i] = dec
     for (i, k), d in sorted(dist_of.items()):
-        if i in used:
+        if i in used or i in parts:
             continue
         touching = (i, k) in contacts
         if d <= exclusion_radius_um or touching:
@@ -269,6 +293,39 @@ def label_candidates(c: Candidates, ann: Annotations, mpp: float,
                 decisions[i] = Decision("near", k, d, contacts.get((i, k)),
                                         "mask_contact" if touching else "centroid")
     return LabelResult(decisions, matches)
+
+
+def _figure_parts(c: Candidates, ann: Annotations, mpp: float,
+                  own_frac: dict[tuple[int, int], float], used: set[int]
+                  ) -> dict[int, Decision]:
+    """Unmatched candidates that belong to a figure annotation (see the module docstring).
+
+    Point-in-box pairs come from an STRtree over the figure boxes, so the cost grows with
+    the number of candidates and figures, not their product.
+    """
+    figs = np.flatnonzero([lab in FIGURE_LABELS for lab in ann.labels])
+    if len(figs) == 0:
+        return {}
+    hits: dict[int, dict[int, str]] = {}
+    box_sets = [("centre_in_box", ann.boxes)]
+    if ann.source_boxes is not None:
+        box_sets.append(("centre_in_box", ann.source_boxes))
+    for rule, boxes in box_sets:
+        ok = np.isfinite(boxes[figs]).all(axis=1)
+        sub = figs[ok]
+        for i, jj in points_in_boxes(c.centroids, boxes[sub]).T:
+            hits.setdefault(int(i), {}).setdefault(int(sub[jj]), rule)
+    for (i, k), frac in own_frac.items():
+        if frac > PART_OVERLAP_FRAC and ann.labels[k] in FIGURE_LABELS:
+            hits.setdefault(i, {}).setdefault(k, "mask_overlap")
+    out: dict[int, Decision] = {}
+    for i, ks in hits.items():
+        if i in used:
+            continue
+        dist = {k: float(np.hypot(*((c.centroids[i] - ann.centroids[k]) * mpp))) for k in ks}
+        k = min(ks, key=lambda kk: (dist[kk], kk))
+        out[i] = Decision("part", k, dist[k], None, ks[k])
+    return out
 
 
 def decision_extra(dec: Decision, tile: Sequence[int], stability: float | None,
@@ -296,19 +353,20 @@ def draw_overlay(rgb: npt.NDArray[np.uint8], offset_xy: tuple[int, int],
     Args:
         rgb: ``(rows, cols, 3)`` tile.
         offset_xy: level-0 position of the tile's top-left pixel.
-        objects: ``(bbox_xyxy, mask, kind)`` with kind background/match/near.
+        objects: ``(bbox_xyxy, mask, kind)`` with kind background/match/part/near.
         annotations: ``((x, y), label)`` in level-0 px.
         mpp: µm per pixel.
         exclusion_radius_um: radius drawn around each annotation.
 
     Returns:
-        The annotated copy (green: background, magenta: matched figure, yellow: near an
-        annotation, cyan circle: annotation and its exclusion radius).
+        The annotated copy (green: background, magenta: matched figure, pink: part of a
+        figure, yellow: near an annotation, cyan circle: annotation and its exclusion radius).
     """
     import cv2
 
     out = np.ascontiguousarray(rgb.copy())
-    colours = {"background": (0, 255, 0), "match": (255, 0, 255), "near": (255, 200, 0)}
+    colours = {"background": (0, 255, 0), "match": (255, 0, 255), "part": (255, 0, 140),
+               "near": (255, 200, 0)}
     thick = 2 if max(rgb.shape[:2]) > 768 else 1
     ox, oy = offset_xy
     for box, m, kind in objects:

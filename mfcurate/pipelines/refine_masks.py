@@ -1,7 +1,12 @@
 """``refine-masks``: a nuclei mask for every annotated figure, prompted by its box.
 
-For every image with annotations to refine (mitotic figures and mitotic-like figures whose
-mask is missing or came from an earlier run), one executor task:
+For every image with annotations to refine (by default every annotation of a label the
+classifier trains, :data:`~mfcurate.schemas.vocab.TRAINABLE_LABELS`, whose mask is missing or
+came from an earlier run: figures and negatives then carry masks of the same segmenter, so
+a mask is never a cue to the class; ``figures_only`` restricts it to mitotic and mitotic-like
+figures, ``all_labels`` widens it to every label; objects ``harvest`` found carry their own
+masks from the automatic segmenter of the same family and are not prompted), one executor
+task:
 
 1. plans square windows around the annotations (:func:`plan_windows`): native-resolution
    ``1024`` px windows (``window="tile"``) or ``256`` px context crops per cluster
@@ -44,13 +49,15 @@ from mfcurate.dataset import Dataset
 from mfcurate.dataset.parts import DECIDED_STATES, MASK_RANK, PARTS
 from mfcurate.errors import MfcurateError, UsageError
 from mfcurate.pipelines.steps import StepContext, step
-from mfcurate.schemas.vocab import FIGURE_LABELS
+from mfcurate.schemas.vocab import FIGURE_LABELS, TRAINABLE_LABELS
 from mfcurate.segment import BoxSegmenter
 from mfcurate.segment.qa import QAConfig
 from mfcurate.units import MppUnknownError, mpp_of_row
 
 WORK_SUBDIR = "refine-masks"
 PART = "refine"
+#: Objects harvest found (they carry the automatic segmenter's masks; never prompted).
+HARVEST_PART = "harvest"
 #: Mask origins that outrank a refined mask (see mfcurate.dataset.parts).
 PROTECTED_ORIGINS = frozenset(o for o, r in MASK_RANK.items() if r > PARTS[PART].mask_rank)
 WINDOW_SIZES = {"tile": 1024, "context": 256}
@@ -82,7 +89,10 @@ class RefineConfig:
         window: ``tile`` (1024 px native windows) or ``context`` (256 px crops).
         window_px: window side override (must divide 1024 for SAM).
         overwrite: also replace source/pHH3/manual masks and reviewed objects.
-        all_labels: refine every object, not only mitotic and mitotic-like figures.
+        all_labels: refine every label (``uncertain`` included), not only trained ones.
+        figures_only: refine only mitotic and mitotic-like figures (what refine-masks did
+            before negatives needed masks of the same family; their patches then fall back
+            to a disk, left out of training).
         default_mpp: µm/px for images whose mpp is unknown (None: such images are skipped
             and counted).
         qa: QA thresholds.
@@ -97,6 +107,7 @@ class RefineConfig:
     window_px: int | None = None
     overwrite: bool = False
     all_labels: bool = False
+    figures_only: bool = False
     default_mpp: float | None = None
     qa: QAConfig = field(default_factory=QAConfig)
 
@@ -107,6 +118,14 @@ class RefineConfig:
             raise UsageError(f"default_mpp must be a positive µm/px (got {self.default_mpp})")
         if self.sam_batch < 0:
             raise UsageError(f"sam_batch must be >= 0 (got {self.sam_batch})")
+        if self.all_labels and self.figures_only:
+            raise UsageError("all_labels and figures_only exclude each other")
+
+    def label_filter(self) -> tuple[str, ...] | None:
+        """The labels prompted (None: every label)."""
+        if self.all_labels:
+            return None
+        return tuple(sorted(FIGURE_LABELS if self.figures_only else TRAINABLE_LABELS))
 
     @property
     def side(self) -> int:
@@ -327,8 +346,8 @@ def _select(ds: Dataset, cfg: RefineConfig) -> pa.Table:
 
     cols = ["object_key", "image_key", "source", "label", "centroid_xy", "source_bbox_xyxy",
             "mask_origin", "mask_rle", "qa_state"]
-    sel = Selection(labels=None if cfg.all_labels else tuple(sorted(FIGURE_LABELS)),
-                    include_duplicates=True, exclude_parts=(PART,))
+    sel = Selection(labels=cfg.label_filter(), include_duplicates=True,
+                    exclude_parts=(PART, HARVEST_PART))
     t = select_objects(ds, sel, columns=cols)
     if t.num_rows == 0 or cfg.overwrite:
         return t
@@ -476,6 +495,7 @@ def config_from_options(options: dict[str, Any]) -> RefineConfig:
         window_px=int(options["window_px"]) if options.get("window_px") else None,
         overwrite=bool(options.get("overwrite", False)),
         all_labels=bool(options.get("all_labels", False)),
+        figures_only=bool(options.get("figures_only", False)),
     )
 
 
@@ -484,7 +504,8 @@ def refine_masks_step(ctx: StepContext, *, segmenter: str | None = None,
                       sam_checkpoint: str | None = None, sam_model: str = "vit_b",
                       device: str = "cpu", sam_batch: int = 0, window: str = "tile",
                       window_px: int | None = None, overwrite: bool = False,
-                      all_labels: bool = False) -> dict[str, Any]:
+                      all_labels: bool = False, figures_only: bool = False
+                      ) -> dict[str, Any]:
     """Recipe/demo step: refine masks with the classical segmenter, or SAM given a checkpoint.
 
     The options are those of ``mfcurate refine-masks``.
@@ -492,7 +513,7 @@ def refine_masks_step(ctx: StepContext, *, segmenter: str | None = None,
     cfg = config_from_options({
         "segmenter": segmenter, "sam_checkpoint": sam_checkpoint, "sam_model": sam_model,
         "device": device, "sam_batch": sam_batch, "window": window, "window_px": window_px,
-        "overwrite": overwrite, "all_labels": all_labels})
+        "overwrite": overwrite, "all_labels": all_labels, "figures_only": figures_only})
     if cfg.segmenter == "classical" and segmenter is None:
         ctx.console.print("refine-masks: no SAM checkpoint given, using the classical "
                           "haematoxylin segmenter")

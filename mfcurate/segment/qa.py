@@ -8,8 +8,9 @@ Flags (``qa_flags`` values) raised on a mask of one prompt box:
 * ``low_stability`` - SAM stability score below ``min_stability``;
 * ``box_edge`` - the mask reaches the prompt box's edge on two sides or more (it leaks into
   neighbours or stroma: a nucleus is smaller than its loose prompt box);
-* ``multi_component`` - the raw mask has several components of at least ``min_part_frac``
-  of its area;
+* ``multi_component`` - the kept mask has two or more parts (anaphase/telophase and atypical
+  figures do; a leak into a neighbour does too): for review only, it costs a candidate
+  nothing and triggers no re-prompt;
 * ``area_out_of_range`` - the area in µm² is outside ``area_um2`` (the nuclear range);
 * ``centroid_offset`` - the mask centroid lies more than ``max_centroid_um`` from the
   annotation.
@@ -17,15 +18,15 @@ Flags (``qa_flags`` values) raised on a mask of one prompt box:
 A flagged mask is **re-prompted** automatically: SAM gets a larger box (``larger_box`` x),
 the box plus the annotation as a positive point, and the box with multimask output (its three
 masks); the classical segmenter gets a larger and a smaller box.  Every candidate (the first
-mask included) is cleaned (component at the annotation, holes filled), flagged again and
-scored with
+mask included) is cleaned (:func:`clean_instance`: every significant part inside the prompt
+box is kept, holes filled), flagged again and scored with
 
     quality = base - flag_penalty * number_of_flags
 
-where ``base`` is SAM's ``predicted_iou * stability`` (classical: the contrast score), and the
-best candidate is kept (the first mask wins ties).  A kept mask that still has flags gets
-``qa_state = "flagged"`` (for review with ``mfcurate export-review``); the others stay
-``unreviewed``.
+where ``base`` is SAM's ``predicted_iou * stability`` (classical: the contrast score) and
+review-only flags (:data:`REVIEW_ONLY_FLAGS`) are not counted; the best candidate is kept
+(the first mask wins ties).  A kept mask that still has flags gets ``qa_state = "flagged"``
+(for review with ``mfcurate export-review``); the others stay ``unreviewed``.
 """
 
 from __future__ import annotations
@@ -37,22 +38,32 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mfcurate.geometry import MIN_PART_FRAC, mask_parts
 from mfcurate.segment import BoxSegmenter, Instance
 
 FLAGS = ("empty", "low_score", "low_stability", "box_edge", "multi_component",
          "area_out_of_range", "centroid_offset")
+#: Flags raised for a reviewer's eye only: they neither lower a candidate's quality nor
+#: trigger re-prompting (a two-part telophase mask is right, a re-prompt would cut it).
+REVIEW_ONLY_FLAGS = frozenset({"multi_component"})
+#: A part is inside the prompt box when at least this share of its pixels is.
+PART_IN_BOX_FRAC = 0.5
 
 
 @dataclass(frozen=True)
 class QAConfig:
-    """Thresholds of the automatic QA (sizes in µm, areas in µm²)."""
+    """Thresholds of the automatic QA (sizes in µm, areas in µm²).
+
+    ``min_part_frac``: a component of a mask is a part of the object (kept, and counted by
+    ``multi_component``) when its area is at least this fraction of the largest component's.
+    """
 
     min_pred_iou: float = 0.80
     min_stability: float = 0.85
     min_contrast: float = 0.10
     area_um2: tuple[float, float] = (6.0, 220.0)
     max_centroid_um: float = 4.0
-    min_part_frac: float = 0.05
+    min_part_frac: float = MIN_PART_FRAC
     check_box_edge: bool = True
     larger_box: float = 1.5
     smaller_box: float = 0.7
@@ -86,29 +97,51 @@ class Refined:
         return "flagged" if self.flags else "unreviewed"
 
 
-def clean_instance(inst: Instance, anchor_xy: tuple[float, float]) -> Instance:
-    """Keep the component at (or nearest to) the anchor and fill its holes (same frame)."""
-    import cv2
+def clean_instance(inst: Instance, anchor_xy: tuple[float, float],
+                   box: Sequence[float] | npt.NDArray[np.float64] | None = None,
+                   min_part_frac: float = MIN_PART_FRAC) -> Instance:
+    """Keep every significant part of a mask inside the prompt box, holes filled (same frame).
+
+    A part is an 8-connected component of at least ``min_part_frac`` of the largest one's
+    area (:func:`mfcurate.geometry.mask_parts`); it is inside ``box`` (window px) when at
+    least :data:`PART_IN_BOX_FRAC` of its pixels are.  Multi-part figures (anaphase,
+    telophase, atypical) keep all their chromatin masses, wherever the annotation point lies
+    (often *between* them).  When no part is inside the box (or ``box`` is None and there are
+    no parts), the component at, or nearest to, the anchor is kept.
+    """
     from scipy import ndimage as ndi
 
     m = np.asarray(inst.mask, dtype=bool)
-    _, lab = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
-    ax = int(np.floor(anchor_xy[0])) - inst.offset_xy[0]
-    ay = int(np.floor(anchor_xy[1])) - inst.offset_xy[1]
-    label = int(lab[ay, ax]) if 0 <= ay < m.shape[0] and 0 <= ax < m.shape[1] else 0
-    if label == 0:
+    lab, parts = mask_parts(m, min_part_frac)
+    ox, oy = inst.offset_xy
+    if box is not None and parts:
+        x0, y0, x1, y1 = (float(v) for v in box)
         ys, xs = np.nonzero(lab)
-        k = int(np.argmin((ys - ay) ** 2 + (xs - ax) ** 2))
-        label = int(lab[ys[k], xs[k]])
-    keep = ndi.binary_fill_holes(lab == label)
-    out = Instance(mask=np.asarray(keep, dtype=bool), offset_xy=inst.offset_xy, score=inst.score,
-                   stability=inst.stability, origin=inst.origin, flags=list(inst.flags))
-    return out
+        inside = ((xs + ox + 0.5 >= x0) & (xs + ox + 0.5 <= x1)
+                  & (ys + oy + 0.5 >= y0) & (ys + oy + 0.5 <= y1))
+        n_in = np.bincount(lab[ys, xs], weights=inside, minlength=lab.max() + 1)
+        n_all = np.bincount(lab[ys, xs], minlength=lab.max() + 1)
+        parts = [k for k in parts if n_in[k] >= PART_IN_BOX_FRAC * n_all[k]]
+    if not parts:
+        ax, ay = int(np.floor(anchor_xy[0])) - ox, int(np.floor(anchor_xy[1])) - oy
+        label = int(lab[ay, ax]) if 0 <= ay < m.shape[0] and 0 <= ax < m.shape[1] else 0
+        if label == 0:
+            ys, xs = np.nonzero(lab)
+            k = int(np.argmin((ys - ay) ** 2 + (xs - ax) ** 2))
+            label = int(lab[ys[k], xs[k]])
+        parts = [label]
+    keep = ndi.binary_fill_holes(np.isin(lab, parts))
+    return Instance(mask=np.asarray(keep, dtype=bool), offset_xy=inst.offset_xy,
+                    score=inst.score, stability=inst.stability, origin=inst.origin,
+                    flags=list(inst.flags))
 
 
 def mask_flags(raw: Instance, cleaned: Instance, box: Sequence[float] | npt.NDArray[np.float64],
                anchor_xy: tuple[float, float], mpp: float, cfg: QAConfig) -> list[str]:
-    """QA flags of one mask (``raw`` as segmented, ``cleaned`` by :func:`clean_instance`)."""
+    """QA flags of one mask (``raw`` as segmented, ``cleaned`` by :func:`clean_instance`).
+
+    Scores come from ``raw``; geometry (box edge, parts, area, centroid) from ``cleaned``.
+    """
     flags: list[str] = []
     if raw.origin == "classical":
         if raw.score < cfg.min_contrast:
@@ -129,8 +162,7 @@ def mask_flags(raw: Instance, cleaned: Instance, box: Sequence[float] | npt.NDAr
                  + int(my0 <= np.ceil(y0)) + int(my1 >= np.floor(y1)))
         if sides >= 2:
             flags.append("box_edge")
-    raw_m = np.asarray(raw.mask, dtype=bool)
-    if _significant_parts(raw_m, cfg.min_part_frac) > 1:
+    if len(mask_parts(m, cfg.min_part_frac)[1]) > 1:
         flags.append("multi_component")
     area_um2 = float(m.sum()) * mpp * mpp
     if not cfg.area_um2[0] <= area_um2 <= cfg.area_um2[1]:
@@ -142,9 +174,15 @@ def mask_flags(raw: Instance, cleaned: Instance, box: Sequence[float] | npt.NDAr
 
 
 def quality(inst: Instance, flags: Sequence[str], cfg: QAConfig) -> float:
-    """The documented candidate score: ``base - flag_penalty * len(flags)``."""
+    """The documented candidate score: ``base - flag_penalty * (flags not review-only)``."""
     base = inst.score * (inst.stability if inst.stability is not None else 1.0)
-    return float(base - cfg.flag_penalty * len(flags))
+    n = sum(1 for f in flags if f not in REVIEW_ONLY_FLAGS)
+    return float(base - cfg.flag_penalty * n)
+
+
+def needs_reprompt(flags: Sequence[str]) -> bool:
+    """Whether a mask's flags call for re-prompting (any flag that is not review-only)."""
+    return any(f not in REVIEW_ONLY_FLAGS for f in flags)
 
 
 def refine_window(segmenter: BoxSegmenter, window: npt.NDArray[np.uint8],
@@ -173,7 +211,7 @@ def refine_window(segmenter: BoxSegmenter, window: npt.NDArray[np.uint8],
     for i, inst in enumerate(first):
         cand = _evaluate("box", inst, boxes[i], anchors[i], mpp, cfg)
         results.append(cand)
-        if cand is None or cand.flags:
+        if cand is None or needs_reprompt(cand.flags):
             todo.append(i)
     if cfg.reprompt and todo:
         extra = reprompt_candidates(segmenter, window, boxes[todo], anchors[todo], mpp, cfg)
@@ -233,7 +271,7 @@ def _evaluate(strategy: str, inst: Instance | None, box: npt.NDArray[np.float64]
     if inst is None or not np.asarray(inst.mask).any():
         return None
     a = (float(anchor[0]), float(anchor[1]))
-    cleaned = clean_instance(inst, a)
+    cleaned = clean_instance(inst, a, box, cfg.min_part_frac)
     flags = mask_flags(inst, cleaned, box, a, mpp, cfg)
     return Refined(instance=cleaned, flags=flags, strategy=strategy, initial_flags=list(flags),
                    quality=quality(inst, flags, cfg))
@@ -246,13 +284,3 @@ def _fallback(anchor: npt.NDArray[np.float64], mpp: float, cfg: QAConfig) -> Ref
     inst = Instance(mask=m, offset_xy=(int(box[0]), int(box[1])), score=0.0, origin="disk")
     return Refined(instance=inst, flags=["empty"], strategy="fallback_disk",
                    initial_flags=["empty"], quality=-1.0)
-
-
-def _significant_parts(m: npt.NDArray[np.bool_], frac: float) -> int:
-    import cv2
-
-    n, _, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return 0
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    return int((areas >= frac * areas.sum()).sum())

@@ -128,6 +128,7 @@ def build_classifier_dataset(
     seed: int = 0,
     tumour_types: tuple[str, ...] = ("synthetic carcinoma", "synthetic sarcoma"),
     segmenter: AutoSegmenter | None = None,
+    multi_part_frac: float = 0.0,
 ) -> Path:
     """Render images into ``root/images`` and commit them as a dataset at ``root/dataset``.
 
@@ -143,6 +144,10 @@ def build_classifier_dataset(
         segmenter: if given, objects are what this segmenter finds, labelled by the planted
             truth under their masks (so training masks look like detection masks); planted
             figures it misses keep their exact masks.  Default: the exact planted masks.
+        multi_part_frac: share of multi-part (anaphase/telophase/tripolar) figures
+            (:func:`mfcurate.synth.render.render_tissue`).  Off by default here: detection
+            (``mfcurate.classifier.detect``) does not yet join the masses of one figure into
+            one detection, so a split figure scores as a miss plus a false positive.
 
     Returns:
         The dataset folder.
@@ -155,7 +160,8 @@ def build_classifier_dataset(
     for i, split in enumerate(splits.labels()):
         rng = np.random.default_rng(seed * 1000 + i)
         rgb, planted = render_tissue(rng, size_px, size_px, mpp=mpp, n_mitotic=n_mitotic,
-                                     n_mitotic_like=n_mitotic_like)
+                                     n_mitotic_like=n_mitotic_like,
+                                     multi_part_frac=multi_part_frac)
         name = f"img{i:03d}.png"
         write_png(img_dir / name, rgb, mpp)
         key = f"{SOURCE_KEY}/{name}"

@@ -6,7 +6,10 @@ RGB with the Ruifrok-Johnston vectors, so colour deconvolution behaves as on rea
 * eosin everywhere there is tissue (cytoplasm/stroma, textured), white glass elsewhere;
 * ordinary nuclei: ellipses with moderate haematoxylin and chromatin texture;
 * **mitotic figures**: dense, irregular, clumped chromatin (a metaphase plate or clumps),
-  much darker than other nuclei, with a clear halo;
+  much darker than other nuclei, with a clear halo; a share of them (``multi_part_frac``)
+  are **multi-part** figures (:func:`stamp_multipart`): anaphase-like parallel bands,
+  telophase-like separated clumps or a tripolar (atypical) figure, two or three chromatin
+  masses whose centroid (the annotation point) lies *between* them;
 * **mitotic-like figures**: dark but smooth and round (pyknotic/apoptotic look-alikes).
 
 Sizes are given in µm and converted with ``mpp``.  Every planted object comes back with its
@@ -35,12 +38,14 @@ class Planted:
         centroid_xy: centre in image px (x = column).
         offset_xy: top-left pixel of ``mask`` in image px.
         mask: ``(rows, cols)`` bool mask.
+        n_parts: number of separate chromatin masses (1, or 2-3 for multi-part figures).
     """
 
     kind: str
     centroid_xy: tuple[float, float]
     offset_xy: tuple[int, int]
     mask: npt.NDArray[np.bool_]
+    n_parts: int = 1
 
     @property
     def bbox_xyxy(self) -> tuple[float, float, float, float]:
@@ -112,6 +117,64 @@ def _stamp_nucleus(rng: np.random.Generator, kind: str, r_px: float
     return mask.astype(bool), np.clip(od, 0.0, 2.5)
 
 
+#: Shapes of multi-part figures and their masses (see :func:`stamp_multipart`).
+MULTIPART_SHAPES = ("anaphase", "telophase", "tripolar")
+
+
+def stamp_multipart(rng: np.random.Generator, r_px: float, shape: str | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mask, haematoxylin OD and number of masses of one multi-part mitotic figure.
+
+    ``anaphase``: two parallel chromatin bands (ellipses of axis ratio 0.3-0.5) 0.8-2 radii
+    apart; ``telophase``: two rounder clumps 1.2-2 radii apart; ``tripolar``: three clumps
+    at about 120° (an atypical figure).  Each mass has an irregular outline and clumped
+    chromatin as single figures do.  The canvas is square and centred on the figure, so the
+    figure's centroid (where an annotator clicks) lies between the masses.
+
+    Args:
+        rng: random generator.
+        r_px: typical nucleus radius, px.
+        shape: one of :data:`MULTIPART_SHAPES` (default: drawn, 45/35/20 %).
+    """
+    shape = shape or str(rng.choice(MULTIPART_SHAPES, p=[0.45, 0.35, 0.2]))
+    angle = rng.uniform(0, np.pi)
+    if shape == "anaphase":
+        radii = [r_px * rng.uniform(0.75, 1.0)] * 2
+        ratios = [rng.uniform(0.3, 0.5)] * 2
+        dist = r_px * rng.uniform(0.8, 2.0) + 2 * radii[0] * ratios[0]
+        dirs = [angle + np.pi / 2, angle - np.pi / 2]
+    elif shape == "telophase":
+        radii = [r_px * rng.uniform(0.5, 0.75) for _ in range(2)]
+        ratios = [rng.uniform(0.55, 0.85) for _ in range(2)]
+        dist = r_px * rng.uniform(1.2, 2.0) + radii[0] + radii[1]
+        dirs = [angle, angle + np.pi]
+    else:
+        radii = [r_px * rng.uniform(0.45, 0.65) for _ in range(3)]
+        ratios = [rng.uniform(0.5, 0.8) for _ in range(3)]
+        dist = r_px * rng.uniform(1.2, 1.8) + 2 * max(radii)
+        dirs = [angle + k * 2 * np.pi / 3 + rng.uniform(-0.25, 0.25) for k in range(3)]
+    half = dist / 2 if len(dirs) == 2 else dist / np.sqrt(3)
+    n = int(np.ceil(half + max(radii) * 1.3)) + 4
+    size = 2 * n + 1
+    yy, xx = np.mgrid[-n:n + 1, -n:n + 1].astype(np.float64)
+    mask = np.zeros((size, size), bool)
+    od = np.zeros((size, size), np.float64)
+    for r, ratio, a in zip(radii, ratios, dirs, strict=True):
+        cx, cy = half * np.cos(a), half * np.sin(a)
+        ca, sa = np.cos(angle), np.sin(angle)
+        u = ((xx - cx) * ca + (yy - cy) * sa) / r
+        v = (-(xx - cx) * sa + (yy - cy) * ca) / (r * ratio)
+        wobble = _smooth_noise(rng, (size, size), max(r / 2.5, 1.5))
+        part = (u**2 + v**2) + 0.3 * wobble < 1.0
+        clumps = _smooth_noise(rng, (size, size), max(r / 4.0, 1.2))
+        od = np.where(part & ~mask, 1.3 + 0.35 * np.tanh(clumps), od)
+        mask |= part
+    import cv2
+
+    n_parts, _ = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    return mask, np.clip(od, 0.0, 2.5), max(int(n_parts) - 1, 1)
+
+
 def render_tissue(
     rng: np.random.Generator,
     height: int,
@@ -124,6 +187,7 @@ def render_tissue(
     nucleus_radius_um: float = 3.5,
     tissue_mask: npt.NDArray[np.bool_] | None = None,
     min_gap_um: float = 1.5,
+    multi_part_frac: float = 0.35,
 ) -> tuple[npt.NDArray[np.uint8], list[Planted]]:
     """Render an H&E region with non-overlapping planted objects.
 
@@ -139,6 +203,10 @@ def render_tissue(
         tissue_mask: optional ``(height, width)`` bool; objects only where True, glass
             (white) elsewhere.  Default: tissue everywhere.
         min_gap_um: minimal gap between objects.
+        multi_part_frac: share of the mitotic figures planted as multi-part figures
+            (:func:`stamp_multipart`).  The choice and the shape come from a generator seeded
+            by the figure's position, so the main stream (and every other object) is the same
+            as without multi-part figures unless a larger figure needs another placement.
 
     Returns:
         ``(rgb, planted)``: a ``(height, width, 3)`` uint8 image and the planted objects,
@@ -169,6 +237,11 @@ def render_tissue(
             if not tissue[cy, cx]:
                 continue
             mask, od = _stamp_nucleus(rng, kind, r_px)
+            n_parts = 1
+            if kind == "mitotic_figure" and multi_part_frac > 0:
+                sub = np.random.default_rng([cx, cy, _attempt, 12])
+                if sub.random() < multi_part_frac:
+                    mask, od, n_parts = stamp_multipart(sub, r_px)
             s = mask.shape[0]
             x0, y0 = cx - s // 2, cy - s // 2
             if x0 < 0 or y0 < 0 or x0 + s > width or y0 + s > height:
@@ -194,9 +267,17 @@ def render_tissue(
             occupied[y0:y0 + s, x0:x0 + s] |= mask
             ys, xs = np.nonzero(mask)
             planted.append(Planted(kind, (float(x0 + xs.mean() + 0.5),
-                                          float(y0 + ys.mean() + 0.5)), (x0, y0), mask))
+                                          float(y0 + ys.mean() + 0.5)), (x0, y0), mask,
+                                   _count_parts(mask) if n_parts > 1 else 1))
             break
     rgb = stains_to_rgb(np.clip(conc, 0, None))
     noise = rng.normal(0, 2.0, rgb.shape)
     rgb = np.clip(rgb.astype(np.float64) + noise, 0, 255).astype(np.uint8)
     return rgb, planted
+
+
+def _count_parts(mask: np.ndarray) -> int:
+    import cv2
+
+    n, _ = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    return max(int(n) - 1, 1)

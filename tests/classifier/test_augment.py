@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from mfcurate.classifier.augment import (
@@ -50,7 +51,29 @@ def test_sigma_scales_the_change() -> None:
     big = (random_stain(x, 0.14) - x).abs().mean()
     assert 0 < small < big
     assert torch.equal(random_stain(x, 0.0), x)
-    assert random_stain(x, 0.14).min() >= 0 and random_stain(x, 0.14).max() <= 1
+
+
+def test_draws_are_per_sample_and_channel_within_sigma() -> None:
+    x = _batch().double()
+    sigma = 0.05
+    out = random_stain(x, sigma, generator=torch.Generator().manual_seed(4))
+    # the draws are alpha ~ U(1 - s, 1 + s), beta ~ U(-s, s) per sample and channel
+    u = torch.rand((2, 4, 3), generator=torch.Generator().manual_seed(4)).double()
+    alpha, beta = 1 + sigma * (2 * u[0] - 1), sigma * (2 * u[1] - 1)
+    torch.testing.assert_close(out, perturb_stains(x, alpha, beta))
+    # recover them from the output: S' = alpha S + beta on every pixel the clip left alone
+    s_in, s_out = rgb_to_stains(x), rgb_to_stains(out)
+    free = ((out > 1e-6) & (out < 1 - 1e-9)).all(dim=1)
+    slopes = []
+    for b in range(len(x)):
+        assert int(free[b].sum()) > 30  # random colours: some leave the gamut
+        for c in range(3):
+            a_, b_ = np.polyfit(s_in[b, c][free[b]].numpy(), s_out[b, c][free[b]].numpy(), 1)
+            assert a_ == pytest.approx(float(alpha[b, c]), abs=1e-6)
+            assert b_ == pytest.approx(float(beta[b, c]), abs=1e-6)
+            assert 1 - sigma <= a_ <= 1 + sigma and -sigma <= b_ <= sigma
+            slopes.append(a_)
+    assert len({round(v, 6) for v in slopes}) == len(slopes)  # a draw per sample and channel
 
 
 def test_dihedral_moves_image_and_mask_together() -> None:

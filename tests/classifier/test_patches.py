@@ -70,6 +70,20 @@ def _dataset(tmp: Path) -> Path:
                                     (30.0, 30.0), (24.0, 24.0, 36.0, 36.0)))
         objects.append(ObjectRecord(f"{key}/rej", key, "s", "rej", "mitotic_figure", "centroid",
                                     (90.0, 90.0), (84.0, 84.0, 96.0, 96.0), qa_state="rejected"))
+        # a negative with a real mask centred inside the figure's box: never a negative patch
+        fb, fm = disk_mask((63.0, 63.0), 2)
+        f = mask_to_record(fm, (int(fb[0]), int(fb[1])))
+        assert f is not None
+        objects.append(ObjectRecord(f"{key}/frag", key, "s", "frag", "other_cell", "centroid",
+                                    f[3], f[0], mask_rle=f[1], mask_origin="classical",
+                                    area_px=f[2]))
+        # a negative with a real mask well outside it: a valid negative
+        nb, nm = disk_mask((100.0, 30.0), 6)
+        g = mask_to_record(nm, (int(nb[0]), int(nb[1])))
+        assert g is not None
+        objects.append(ObjectRecord(f"{key}/nb", key, "s", "nb", "tumour_cell", "centroid",
+                                    g[3], g[0], mask_rle=g[1], mask_origin="classical",
+                                    area_px=g[2]))
     ds = tmp / "ds"
     Dataset.open(ds, create=True).commit_source("s", images_table(images),
                                                 [objects_table(objects)], info={}, root=img_dir)
@@ -79,19 +93,33 @@ def _dataset(tmp: Path) -> Path:
 def test_build_store_labels_flags_and_resume(tmp_path: Path) -> None:
     ds = _dataset(tmp_path)
     cfg = PatchConfig(size_px=24, mpp=0.5, disk_radius_um=3.0)
-    rep = build_patch_store(ds, cfg=cfg, shard_size=3)
-    assert (rep.n_patches, rep.n_positive, rep.n_disk, rep.n_rejected_skipped) == (4, 2, 2, 2)
+    # default: disk stand-ins and negatives inside a figure's box are left out, and counted
+    rep = build_patch_store(ds, cfg=cfg, out=tmp_path / "clean")
+    assert (rep.n_patches, rep.n_positive, rep.n_disk, rep.n_rejected_skipped) == (4, 2, 0, 2)
+    assert (rep.n_disk_skipped, rep.n_in_figure_box_skipped) == (2, 2)
+    assert rep.skipped_by_label == {"disk": {"mitotic_like": 2},
+                                    "in_figure_box": {"other_cell": 2}}
+    meta = PatchStore(rep.out).meta
+    assert meta["disk_skipped_by_label"] == {"mitotic_like": 2}
+    assert meta["in_figure_box_skipped_by_label"] == {"other_cell": 2}
+    assert meta["patches_by_label"] == {"mitotic_figure": 2, "tumour_cell": 2}
+    assert meta["disk_by_label"] == {}
+    assert "2 without a real mask (mitotic_like 2)" in rep.summary()
+    # include_disk: the stand-ins come back with a disk mask, flagged in the index
+    rep = build_patch_store(ds, cfg=cfg, shard_size=3, include_disk=True)
+    assert (rep.n_patches, rep.n_positive, rep.n_disk, rep.n_rejected_skipped) == (6, 2, 2, 2)
+    assert rep.n_in_figure_box_skipped == 2  # never, whatever the mask
     store = PatchStore(rep.out)
     idx = store.index.to_pylist()
-    assert {r["object_key"] for r in idx} == {"s/a0.png/mf", "s/a0.png/pt", "s/a1.png/mf",
-                                              "s/a1.png/pt"}
+    assert {r["object_key"] for r in idx} == {f"s/a{i}.png/{k}" for i in (0, 1)
+                                              for k in ("mf", "pt", "nb")}
     by_key = {r["object_key"]: i for i, r in enumerate(idx)}
     _rgb, mask, target = store.get([by_key["s/a1.png/pt"], by_key["s/a0.png/mf"]])
     assert target.tolist() == [0, 1]
     assert idx[by_key["s/a1.png/pt"]]["mask_kind"] == "disk"
     assert mask[0].sum() == pytest.approx(np.pi * 36, rel=0.15)  # r = 3 µm = 6 px
     assert {r["image_split"] for r in idx} == {"train", "test"}
-    assert len(list((rep.out / store.meta["data"]).glob("rgb-*.npy"))) == 2  # 4 rows, 3/shard
+    assert len(list((rep.out / store.meta["data"]).glob("rgb-*.npy"))) == 2  # 6 rows, 3/shard
     # the crop equals the image pixels around the centre (same mpp: no resampling)
     from PIL import Image
 
@@ -102,9 +130,9 @@ def test_build_store_labels_flags_and_resume(tmp_path: Path) -> None:
     # resume: a rerun reuses every per-image result
     tasks = sorted((rep.out / ".tasks").glob("*.parquet"))
     mtimes = [p.stat().st_mtime_ns for p in tasks]
-    rep2 = build_patch_store(ds, cfg=cfg)
+    rep2 = build_patch_store(ds, cfg=cfg, include_disk=True)
     assert [p.stat().st_mtime_ns for p in tasks] == mtimes
-    assert rep2.n_patches == 4
+    assert rep2.n_patches == 6
     assert len(list(rep.out.glob("data-*"))) == 1  # the old data folder is gone
 
 

@@ -39,7 +39,8 @@ def test_patches_from_real_svs_are_resampled(tmp_path: Path) -> None:
     Dataset.open(ds, create=True).commit_source("real", images_table([img]),
                                                 [objects_table(objs)], info={},
                                                 root=slide.parent)
-    rep = build_patch_store(ds, cfg=PatchConfig(size_px=64, mpp=0.25))
+    # centroids without masks: cut with disk stand-ins (left out of training by default)
+    rep = build_patch_store(ds, cfg=PatchConfig(size_px=64, mpp=0.25), include_disk=True)
     store = PatchStore(rep.out)
     order = {r["object_key"]: i for i, r in enumerate(store.index.to_pylist())}
     for i, (cx, cy) in enumerate(centres[:2]):

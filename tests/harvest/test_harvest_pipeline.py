@@ -99,7 +99,7 @@ def test_labels_and_exclusion(harvested: tuple[SynthSlide, HarvestReport, Path])
             for a in ingest.values():
                 d = math.dist(r["centroid_xy"], a["centroid_xy"])
                 assert d > radius_px, (r["object_key"], a["object_key"], d)
-        elif r["qa_flags"] == ["duplicate_of_annotation"]:
+        elif r["qa_flags"] in (["duplicate_of_annotation"], ["fragment_of_figure"]):
             assert r["parent_key"] in figs
             assert r["label"] == figs[r["parent_key"]]["label"]
             assert r["qa_state"] == "rejected"
@@ -111,6 +111,45 @@ def test_labels_and_exclusion(harvested: tuple[SynthSlide, HarvestReport, Path])
     gran = [k for k, a in ingest.items() if a["label"] == "granulocyte"]
     assert gran and not any(r["parent_key"] == gran[0] and r["label"] == "granulocyte"
                             for r in rows)
+
+
+def _inside(xy: list[float], box: list[float]) -> bool:
+    return box[0] <= xy[0] <= box[2] and box[1] <= xy[1] <= box[3]
+
+
+def test_no_fragment_of_a_figure_is_a_negative(
+        harvested: tuple[SynthSlide, HarvestReport, Path]) -> None:
+    slide, rep, _ = harvested
+    rows = _objects(slide.dataset, "harvest")
+    ingest = {r["object_key"]: r for r in _objects(slide.dataset, "ingest")}
+    figs = {k: r for k, r in ingest.items() if r["label"] in ("mitotic_figure", "mitotic_like")}
+    negatives = [r for r in rows if r["qa_state"] != "rejected"]
+    shape = slide.rgb.shape[:2]
+    # no negative is centred inside a figure's box (the annotation's or its mask's)
+    for r in negatives:
+        for a in figs.values():
+            assert not _inside(r["centroid_xy"], a["source_bbox_xyxy"]), r["object_key"]
+    parts = [r for r in rows if r["qa_flags"] == ["fragment_of_figure"]]
+    assert rep.parts == len(parts) > 0
+    for r in parts:
+        assert _inside(r["centroid_xy"], figs[r["parent_key"]]["source_bbox_xyxy"])
+    # the planted multi-part figures: every object overlapping a mass belongs to the figure
+    multi = {k: p for k, p in slide.annotated.items() if p.n_parts >= 2}
+    assert multi, "the synthetic slide plants multi-part figures"
+    for key, p in multi.items():
+        x, y = p.offset_xy
+        h, w = p.mask.shape
+        truth = np.zeros(shape, bool)
+        truth[y:y + h, x:x + w] = p.mask
+        for r in rows:
+            m = _full(r["bbox_xyxy"], r["mask_rle"], shape)
+            if (m & truth).sum() > 0.5 * m.sum():
+                assert r["parent_key"] == key and r["qa_state"] == "rejected", r["object_key"]
+    # a separate neighbouring nucleus (outside every figure box) stays a valid negative
+    near = [r for r in rows if r["qa_flags"] == ["near_annotation"]
+            and r["parent_key"] in figs]
+    assert near and all(r["label"] == "other_cell" and r["qa_state"] == "flagged"
+                        for r in near)
 
 
 def test_annotation_masks_filled(harvested: tuple[SynthSlide, HarvestReport, Path]) -> None:

@@ -77,7 +77,7 @@ def test_nucls_fixed_50px_boxes_floor():
     print(f"NuCLS fixed 50px boxes: n={n} IoU={iou:.3f} Dice={dice:.3f} "
           f"(naive Otsu IoU={naive_iou:.3f} Dice={naive_dice:.3f})")
     assert n == 640
-    assert iou >= 0.70  # measured 0.711; the bar is 0.65
+    assert iou >= 0.70  # measured 0.707 (0.711 before sister masses); the bar is 0.65
     assert dice >= 0.79
     assert iou >= naive_iou + 0.15
 

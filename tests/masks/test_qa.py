@@ -49,11 +49,43 @@ def test_each_flag_on_a_crafted_case():
     assert "centroid_offset" in flags_of(off)
 
 
-def test_clean_keeps_component_at_anchor_and_fills_holes():
-    m = disk(25, 25, 10) & ~disk(25, 25, 3) | disk(5, 5, 3)
-    c = clean_instance(Instance(mask=m, offset_xy=(0, 0), score=1.0), ANCHOR)
-    assert c.mask[25, 25] and not c.mask[5, 5]
-    assert c.mask.sum() == disk(25, 25, 10).sum()
+def test_clean_keeps_every_part_inside_the_box_and_fills_holes():
+    ring = disk(25, 25, 10) & ~disk(25, 25, 3)
+    speck = disk(5, 5, 1.5)  # 9 px, under a tenth of the ring: noise
+    sister = disk(42, 25, 6)  # a second chromatin mass inside the box
+    inst = Instance(mask=ring | speck | sister, offset_xy=(0, 0), score=1.0)
+    c = clean_instance(inst, ANCHOR, BOX)
+    assert c.mask[25, 25] and c.mask[25, 42] and not c.mask[5, 5]
+    assert c.mask.sum() == (disk(25, 25, 10) | sister).sum()
+    # a mass mostly outside the prompt box is a neighbour, not a part
+    c = clean_instance(inst, ANCHOR, np.array([0.0, 0.0, 36.0, 50.0]))
+    assert not c.mask[25, 42] and c.mask.sum() == disk(25, 25, 10).sum()
+    # the annotation point between two masses (telophase): both are kept, and flagged
+    two = disk(12, 25, 7) | disk(38, 25, 7)
+    c = clean_instance(Instance(mask=two, offset_xy=(0, 0), score=1.0), ANCHOR, BOX)
+    assert c.mask.sum() == two.sum()
+    assert flags_of(two) == ["multi_component"]
+
+
+def test_multi_part_mask_is_kept_without_reprompt():
+    two = disk(12, 25, 7) | disk(38, 25, 7)
+
+    class TwoParts:
+        name = "classical"
+        calls = 0
+
+        def segment_boxes(self, window, boxes, mpp):
+            self.calls += 1
+            return [Instance(mask=two, offset_xy=(0, 0), score=0.9, origin="classical")
+                    for _ in boxes]
+
+    seg = TwoParts()
+    [r] = refine_window(seg, np.zeros((50, 50, 3), np.uint8), BOX[None], np.array([ANCHOR]),
+                        MPP)
+    assert seg.calls == 1  # review-only flag: no re-prompt
+    assert r.instance.mask.sum() == two.sum() and r.strategy == "box"
+    assert r.flags == ["multi_component"] and r.qa_state == "flagged"
+    assert r.quality == pytest.approx(0.9)  # costs nothing
 
 
 class FakeClassical:

@@ -12,6 +12,7 @@ from synthdata import SOURCE, env, make_dataset, object_mask, planted_mask, pyth
 
 from mfcurate.dataset import Dataset
 from mfcurate.pipelines.refine_masks import RefineConfig, plan_windows, refine_masks
+from mfcurate.schemas.vocab import TRAINABLE_LABELS
 
 
 def _rows(ds_dir):
@@ -25,8 +26,11 @@ def test_refine_masks_classical_end_to_end(tmp_path):
     summary = refine_masks(ds_dir)
     after = _rows(ds_dir)
     assert set(after) == set(before)  # nothing lost, nothing added
+    # every trained label is refined (figures and negatives get masks of one segmenter)
     refined = [k for k, r in before.items()
-               if r["label"] in ("mitotic_figure", "mitotic_like") and r["mask_origin"] is None]
+               if r["label"] in TRAINABLE_LABELS and r["mask_origin"] is None]
+    assert {before[k]["label"] for k in refined} == {"mitotic_figure", "mitotic_like",
+                                                       "tumour_cell"}
     assert summary.kept == len(refined) and summary.images == 2
     ious = []
     for k, r in after.items():
@@ -76,7 +80,7 @@ def test_whole_slide_source_reads_regions(tmp_path):
     ds_dir, truth = make_dataset(tmp_path, n_images=1, size=512, wsi_image=True,
                                  with_source_mask=False)
     summary = refine_masks(ds_dir, RefineConfig(window="context"))
-    assert summary.kept == 6
+    assert summary.kept == 9  # 6 figures and 3 tumour cells
     for k, r in _rows(ds_dir).items():
         if r["mask_origin"] == "classical":
             g = planted_mask(truth[k], (512, 512))
@@ -119,15 +123,28 @@ def test_cli_with_tiny_sam_checkpoint(tmp_path):
                                    "--sam-checkpoint", str(ckpt), "--sam-model", "tiny",
                                    "--window", "context"])
     assert res.exit_code == 0, res.output
-    assert "refined 1 masks" in res.output
-    rows = [r for r in _rows(ds_dir).values() if r["mask_rle"]]
-    assert len(rows) == 1
-    for r in rows:
-        assert r["mask_origin"] in ("sam_box", "disk")
+    rows = {k: r for k, r in _rows(ds_dir).items() if r["label"] in TRAINABLE_LABELS}
+    assert len(rows) == 4  # the figure and three tumour cells
+    assert "refined 4 masks" in res.output
+    for r in rows.values():
+        # SAM gave a mask for every prompt (a fallback disk would be a failure here)
+        assert r["mask_origin"] == "sam_box" and r["area_px"] > 0, r["object_key"]
         info = json.loads(r["extra"])["refine"]
         assert info["segmenter"] == "sam" and info["window_px"] == 256
-        # a random tiny SAM gives poor masks: QA must have looked at them
-        assert info["initial_flags"] or r["qa_state"] == "unreviewed"
+        assert info["strategy"] in ("box", "larger_box", "box+point") or \
+            info["strategy"].startswith("multimask:")
+        # the mask lies in its prompt's crop (the box plus pad_frac of its side)
+        bx0, by0, bx1, by1 = r["source_bbox_xyxy"]
+        pad = 0.5 * max(bx1 - bx0, by1 - by0) + 1
+        x0, y0, x1, y1 = r["bbox_xyxy"]
+        assert x0 >= bx0 - pad and y0 >= by0 - pad and x1 <= bx1 + pad and y1 <= by1 + pad
+        # a random tiny SAM predicts a low IoU: QA must have flagged it and re-prompted
+        assert "low_score" in info["initial_flags"] and "low_score" in r["qa_flags"]
+        assert r["qa_state"] == "flagged"
+        n_pen = sum(1 for f in r["qa_flags"] if f not in ("multi_component",
+                                                           "clipped_to_image"))
+        assert info["quality"] == pytest.approx(
+            r["mask_score"] * info["stability"] - 0.25 * n_pen, abs=1e-3)
 
 
 def test_cli_errors(tmp_path):
@@ -155,8 +172,12 @@ def test_registered_step_runs_with_demo_options(tmp_path):
     step = all_steps()["refine-masks"]
     assert "sam_checkpoint" in step.__code__.co_varnames  # how the demo finds SAM steps
     summary = step(ctx, sam_checkpoint=None)
-    assert summary["kept"] == 5 and summary["images"] == 1
+    assert summary["kept"] == 8 and summary["images"] == 1  # 5 figures, 3 tumour cells
     assert "classical" in console.export_text()
+    # figures_only: only the figures (the source mask of the first one stays)
+    ds2, _ = make_dataset(tmp_path / "b", n_images=1)
+    ctx2 = StepContext(dataset=ds2, work_dir=tmp_path / "b", console=console)
+    assert step(ctx2, figures_only=True)["kept"] == 5
 
 
 def test_unreadable_image_is_a_clear_error_and_keeps_finished_work(tmp_path):

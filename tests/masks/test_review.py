@@ -104,9 +104,9 @@ def test_unchanged_outlines_and_bad_files(tmp_path):
 
     out = tmp_path / "r"
     s = export_review(ds_dir, out, include="all")
-    assert s.objects == 6  # five refined figures and the source mask
+    assert s.objects == 9  # five refined figures, three tumour cells and the source mask
     res = import_review(ds_dir, out, accept_unchanged=True)
-    assert res.accepted == 6 and res.amended == 0 and res.rejected == 0
+    assert res.accepted == 9 and res.amended == 0 and res.rejected == 0
     states = {r["qa_state"] for r in _rows(ds_dir).values() if r["mask_rle"]}
     assert states == {"accepted"}
     gj = next((out / "geojson").glob("*.geojson"))

@@ -18,7 +18,8 @@ def test_qa_summary_counts_states_flags_and_reprompts(tmp_path):
     [row] = qa_summary(ds)
     t = ds.objects().to_pylist()
     assert row.source == "synthetic" and row.objects == len(t) == 18
-    assert row.with_mask == 12
+    assert row.with_mask == 18  # every trained label is refined (one had a source mask)
+    assert row.by_origin == {"source": 1, "classical": 17}
     assert sum(row.by_state.values()) == 18
     assert row.by_state.get("flagged", 0) == sum(r["qa_state"] == "flagged" for r in t)
     flags = [f for r in t for f in (r["qa_flags"] or [])]

@@ -250,3 +250,11 @@ def test_demo_command_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "report.html").exists()
     assert (tmp_path / "publish" / "croissant.json").exists()
     assert "demo finished" in res.output
+    # label hygiene (issue 12): multi-part figures keep their masses, no negative patch is
+    # centred in a mitotic figure's box, disk stand-ins <= 0.5 % of every class
+    from mfcurate.classifier.hygiene import hygiene_figures
+
+    figs = hygiene_figures(tmp_path / "dataset", tmp_path / "patches")
+    assert figs["mf_multi_part"] >= 2, figs
+    assert figs["negatives_in_mf_box"] == {"dataset": 0, "patches": 0}, figs
+    assert all(v <= 0.005 for v in figs["disk_share_by_label"].values()), figs
