@@ -348,6 +348,10 @@ def harvest_dataset(
             report.tiles_total += plan.grid_total
             report.tiles_on_tissue += len(plan.tiles)
     report.images = len(plans)
+    if not plans and report.images_skipped:
+        raise MfcurateError(f"{dataset}: no image to harvest could be read "
+                            f"({len(report.images_skipped)} skipped, e.g. "
+                            f"{report.images_skipped[0]}); nothing was changed")
     tasks: list[Task] = []
     for plan in plans:
         for b in range(0, len(plan.tiles), max(cfg.tiles_per_task, 1)):

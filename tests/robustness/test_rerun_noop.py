@@ -62,3 +62,25 @@ def test_resumed_harvest_equals_uninterrupted(ingested: Path, tmp_path: Path,
                 for s, e in m["sources"].items() for p, rel in e["parts"].items()}
 
     assert parts(a) == parts(b)
+
+
+def test_steps_refuse_when_no_image_can_be_read(ingested: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Source images deleted after ingest: one line, exit 1, the dataset untouched."""
+    import json
+
+    from tests.robustness._harness import assert_one_line_error, tree_digest
+
+    ds = tmp_path / "ds"
+    shutil.copytree(ingested, ds)
+    m = json.loads((ds / "manifest.json").read_text())
+    for src in list(m["sources"]):  # point the sources at empty folders
+        empty = tmp_path / f"gone-{src.replace('+', 'p')}"
+        empty.mkdir()
+        m["sources"][src]["root"] = str(empty)
+    (ds / "manifest.json").write_text(json.dumps(m))
+    before = tree_digest(ds)
+    for cmd in ("refine-masks", "harvest"):
+        res = run(capsys, cmd, ds)
+        assert_one_line_error(res, 1, "could be read")
+        assert tree_digest(ds) == before
