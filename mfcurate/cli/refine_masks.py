@@ -38,9 +38,10 @@ def refine_masks_cmd(
         help="classical or sam (default: sam when --sam-checkpoint is given).")] = None,
     sam_checkpoint: Annotated[Path | None, typer.Option(
         help="SAM checkpoint file (never downloaded).")] = None,
-    sam_model: Annotated[str, typer.Option(help="vit_h, vit_l, vit_b (or tiny for tests).")] =
-    "vit_b",
-    device: Annotated[str, typer.Option(help="Torch device for SAM.")] = "cpu",
+    sam_model: Annotated[str, typer.Option(
+        help="vit_h (the paper's), vit_l, vit_b (or tiny for tests).")] = "vit_h",
+    device: Annotated[str, typer.Option(
+        help="Torch device for SAM; auto: CUDA when available.")] = "auto",
     sam_batch: Annotated[int, typer.Option(
         min=0, help="Most SAM prompts per decoder call; 0: all boxes of a window at once "
                     "(bound it to save memory).")] = 0,

@@ -52,6 +52,7 @@ from mfcurate.pipelines.steps import StepContext, step
 from mfcurate.schemas.vocab import FIGURE_LABELS, TRAINABLE_LABELS
 from mfcurate.segment import BoxSegmenter
 from mfcurate.segment.qa import QAConfig
+from mfcurate.segment.spec import DEFAULT_SAM_MODEL
 from mfcurate.units import MppUnknownError, mpp_of_row
 
 WORK_SUBDIR = "refine-masks"
@@ -84,7 +85,7 @@ class RefineConfig:
         segmenter: ``classical`` or ``sam``.
         sam_checkpoint: SAM weights (``sam`` only).
         sam_model: ``vit_h``, ``vit_l``, ``vit_b`` or ``tiny``.
-        device: torch device.
+        device: torch device (``auto``: CUDA when available).
         sam_batch: most SAM prompts per decoder call (0: all boxes of a window at once).
         window: ``tile`` (1024 px native windows) or ``context`` (256 px crops).
         window_px: window side override (must divide 1024 for SAM).
@@ -100,8 +101,8 @@ class RefineConfig:
 
     segmenter: str = "classical"
     sam_checkpoint: str | None = None
-    sam_model: str = "vit_b"
-    device: str = "cpu"
+    sam_model: str = DEFAULT_SAM_MODEL
+    device: str = "auto"
     sam_batch: int = 0
     window: str = "tile"
     window_px: int | None = None
@@ -214,22 +215,14 @@ def plan_windows(boxes: npt.NDArray[np.float64], side: int, margin_frac: float =
 
 
 # ---------------------------------------------------------------------- worker side
-_SEGMENTERS: dict[str, BoxSegmenter] = {}
-
-
 def _segmenter(cfg: dict[str, Any]) -> BoxSegmenter:
-    """One segmenter per worker process and configuration (SAM is loaded once)."""
-    key = json.dumps(cfg, sort_keys=True)
-    seg = _SEGMENTERS.get(key)
-    if seg is None:
-        from mfcurate.segment.box import make_box_segmenter
+    """One segmenter per worker process and configuration (SAM loaded once; shared cache)."""
+    from mfcurate.segment.spec import SegmenterSpec, box_segmenter
 
-        opts = ({"batch_size": int(cfg.get("sam_batch") or 0) or None}
-                if cfg["segmenter"] == "sam" else {})
-        seg = make_box_segmenter(cfg["segmenter"], cfg.get("sam_checkpoint"),
-                                 cfg.get("sam_model", "vit_b"), cfg.get("device", "cpu"), **opts)
-        _SEGMENTERS[key] = seg
-    return seg
+    batch = int(cfg.get("sam_batch") or 0) or None if cfg["segmenter"] == "sam" else None
+    return box_segmenter(SegmenterSpec.make(
+        cfg["segmenter"], cfg.get("sam_checkpoint"), cfg.get("sam_model", DEFAULT_SAM_MODEL),
+        cfg.get("device", "auto"), batch_size=batch))
 
 
 def refine_image(payload: dict[str, Any]) -> pa.Table:
@@ -489,7 +482,8 @@ def config_from_options(options: dict[str, Any]) -> RefineConfig:
     segmenter = options.get("segmenter") or ("sam" if ckpt else "classical")
     return RefineConfig(
         segmenter=str(segmenter), sam_checkpoint=str(ckpt) if ckpt else None,
-        sam_model=str(options.get("sam_model", "vit_b")), device=str(options.get("device", "cpu")),
+        sam_model=str(options.get("sam_model", DEFAULT_SAM_MODEL)),
+        device=str(options.get("device", "auto")),
         sam_batch=int(options.get("sam_batch", 0)),
         window=str(options.get("window", "tile")),
         window_px=int(options["window_px"]) if options.get("window_px") else None,
@@ -501,8 +495,8 @@ def config_from_options(options: dict[str, Any]) -> RefineConfig:
 
 @step("refine-masks")
 def refine_masks_step(ctx: StepContext, *, segmenter: str | None = None,
-                      sam_checkpoint: str | None = None, sam_model: str = "vit_b",
-                      device: str = "cpu", sam_batch: int = 0, window: str = "tile",
+                      sam_checkpoint: str | None = None, sam_model: str = DEFAULT_SAM_MODEL,
+                      device: str = "auto", sam_batch: int = 0, window: str = "tile",
                       window_px: int | None = None, overwrite: bool = False,
                       all_labels: bool = False, figures_only: bool = False
                       ) -> dict[str, Any]:
