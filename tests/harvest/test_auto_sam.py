@@ -68,7 +68,7 @@ def test_fast_generator_reproduces_stock(shape: tuple[int, int], big_window: flo
     rgb, _ = render_tissue(np.random.default_rng(0), *shape, mpp=0.5)
     opts = AmgOptions(points_per_side=6, points_per_batch=16, pred_iou_thresh=0.02,
                       stability_score_thresh=0.55, box_nms_thresh=1.0, min_area_um2=0.0,
-                      max_area_um2=1e9)
+                      max_area_um2=1e9, point_prior="none", skip_covered=False)
     gen = SamAutoSegmenter(sam, opts)
     gen.big_window = big_window  # 2.0: every mask windowed; 0.0: every mask upsampled whole
     fast = gen.generate(rgb, 0.5)
@@ -90,7 +90,7 @@ def test_area_filter_uses_mask_area_and_mpp() -> None:
     sam = _sharp_tiny_sam(256)
     rgb, _ = render_tissue(np.random.default_rng(0), 256, 256, mpp=0.5)
     base = dict(points_per_side=5, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                box_nms_thresh=1.0)
+                box_nms_thresh=1.0, point_prior="none", skip_covered=False)
     allm = SamAutoSegmenter(sam, AmgOptions(**base, min_area_um2=0, max_area_um2=1e9)
                             ).generate(rgb, 0.5)
     areas = sorted(r["area"] for r in allm)
