@@ -65,10 +65,12 @@ class AmgOptions:
             ``"nuclei"`` (default: tissue and a lowered-threshold haematoxylin foreground),
             ``"tissue"`` or ``"none"`` (every point, as SAM).
         skip_covered: skip a point that falls inside a mask already kept in this tile (a
-            mask that passed every filter, so a cell-scale one); points go coarse to fine
+            mask that passed every filter and is cell-scale: at most ``cover_max_um2``;
+            needs the tile's µm/px); points go coarse to fine
             (the even-even sub-grid first) so that fine points land in coarse points'
             masks.  With ``point_prior="none"`` and ``skip_covered=False`` the masks are
             SAM's.
+        cover_max_um2: largest kept mask, µm², whose pixels make later points skip.
     """
 
     points_per_side: int = 64
@@ -81,6 +83,7 @@ class AmgOptions:
     max_area_um2: float = 225.0
     point_prior: str = "nuclei"
     skip_covered: bool = True
+    cover_max_um2: float = 225.0
 
     def __post_init__(self) -> None:
         from mfcurate.segment.point_prior import PRIORS
@@ -312,7 +315,8 @@ class SamAutoSegmenter:
         o = self.options
         rows, cols = tile.shape[:2]
         points = self._points(tile, mpp)
-        covered = np.zeros((rows, cols), bool) if o.skip_covered else None
+        covered = np.zeros((rows, cols), bool) if o.skip_covered and mpp else None
+        cover_px = o.cover_max_um2 / mpp**2 if mpp else 0.0
         recs: list[dict[str, Any]] = []
         if len(points) == 0:
             return []
@@ -326,6 +330,8 @@ class SamAutoSegmenter:
                     self._batch(batch, tile, mpp, recs)
                 if covered is not None:
                     for r in recs[n_before:]:
+                        if r["area"] > cover_px:
+                            continue
                         x, y = r["offset_xy"]
                         h, w = r["mask"].shape
                         covered[y:y + h, x:x + w] |= r["mask"]
@@ -476,12 +482,18 @@ class SamAutoSegmenter:
 class StockSamAutoSegmenter:
     """``segment_anything.SamAutomaticMaskGenerator`` with the SAM-AUG settings.
 
-    The area filter (on the mask area in µm²) is applied to its output, since SAM has no
-    area filter (``min_mask_region_area`` only removes small islands and holes).
+    SAM has no area filter (``min_mask_region_area`` only removes small islands and holes),
+    so the µm² area filter is added where SAM applies its own filters, **before** the box
+    NMS: SAM's generator runs with its NMS off (``box_nms_thresh=1.0``) and RLE output,
+    masks outside the area range are dropped, then the same ``batched_nms`` by predicted
+    IoU runs at ``box_nms_thresh`` and the survivors are decoded.  (NMS first would let a
+    mask that the area filter removes suppress one it keeps.)  Without an ``mpp`` the area
+    filter is off and this is SAM's generator unchanged.
 
     Args:
         sam: a ``Sam`` model.
-        options: the same settings as :class:`SamAutoSegmenter`.
+        options: the same settings as :class:`SamAutoSegmenter` (the point prior and the
+            skipping of covered points do not apply: every grid point is prompted).
         device: torch device string; default: the model's device.
     """
 
@@ -498,18 +510,34 @@ class StockSamAutoSegmenter:
         self.generator = SamAutomaticMaskGenerator(
             sam, points_per_side=o.points_per_side, points_per_batch=o.points_per_batch,
             pred_iou_thresh=o.pred_iou_thresh, stability_score_thresh=o.stability_score_thresh,
-            stability_score_offset=o.stability_score_offset, box_nms_thresh=o.box_nms_thresh,
-            crop_n_layers=0, min_mask_region_area=0, output_mode="binary_mask")
+            stability_score_offset=o.stability_score_offset, box_nms_thresh=1.0,
+            crop_n_layers=0, min_mask_region_area=0, output_mode="uncompressed_rle")
 
     def generate(self, tile: npt.NDArray[np.uint8], mpp: float | None = None
                  ) -> list[dict[str, Any]]:
-        """SAM's records, area-filtered (``bbox`` is SAM's XYWH)."""
+        """SAM's records, area-filtered, then NMS (``bbox`` is SAM's XYWH)."""
+        import torch
+        from segment_anything.utils.amg import rle_to_mask
+        from torchvision.ops.boxes import batched_nms
+
         o = self.options
         anns = self.generator.generate(tile)
-        if mpp is None:
-            return list(anns)
-        lo, hi = o.min_area_um2 / mpp**2, o.max_area_um2 / mpp**2
-        return [a for a in anns if lo <= a["area"] <= hi]
+        if mpp is not None:
+            lo, hi = o.min_area_um2 / mpp**2, o.max_area_um2 / mpp**2
+            anns = [a for a in anns if lo <= a["area"] <= hi]
+        if not anns:
+            return []
+        xywh = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32)
+        boxes = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1)
+        scores = torch.tensor([a["predicted_iou"] for a in anns], dtype=torch.float32)
+        keep = batched_nms(boxes, scores, torch.zeros(len(anns), dtype=torch.int64),
+                           iou_threshold=o.box_nms_thresh)
+        out = []
+        for i in keep.tolist():
+            a = dict(anns[i])
+            a["segmentation"] = rle_to_mask(a["segmentation"])
+            out.append(a)
+        return out
 
     def segment_tile(self, tile: npt.NDArray[np.uint8], mpp: float) -> list[Instance]:
         """All cell-scale objects of a tile (origin ``sam_auto``)."""
