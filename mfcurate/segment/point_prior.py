@@ -11,6 +11,9 @@ glass.  The prior keeps only points that can lie inside a nucleus:
   (:meth:`~mfcurate.segment.auto_classical.ClassicalAutoSegmenter.foreground`, haematoxylin OD
   from :mod:`mfcurate.stain`) at a lowered threshold (``threshold_scale``, a monotone
   superset of the nuclei the classical segmenter finds), dilated by ``margin_um``;
+  the defaults (0.75, no dilation) keep a prompt in 99.9 % of the annotated NuCLS nuclei
+  (1,278 of 1,279 that a 32² or 64² grid prompts on the 15 real 256 px tiles) while
+  prompting a third of the points;
 * ``"none"`` — every point (the stock grid).
 
 Arrays: the tile is ``(rows, cols, 3)`` uint8 RGB; the prior is ``(rows, cols)`` bool in
@@ -52,7 +55,7 @@ def _tissue(tile: npt.NDArray[np.uint8], mpp: float, min_object_um2: float = 100
 
 
 def point_prior(tile: npt.NDArray[np.uint8], mpp: float | None, kind: str = "nuclei",
-                threshold_scale: float = 0.75, margin_um: float = 1.0) -> BoolMask | None:
+                threshold_scale: float = 0.75, margin_um: float = 0.0) -> BoolMask | None:
     """The prior mask of a tile, or None for ``kind="none"`` (every point allowed).
 
     Args:
