@@ -128,7 +128,7 @@ def report(name: str, slide: Path, models: list[Path], root: Path, mpp: float | 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", type=int, nargs=2, default=[6144, 4608], metavar=("W", "H"))
+    p.add_argument("--size", type=int, nargs=2, default=[4096, 3072], metavar=("W", "H"))
     p.add_argument("--mpp", type=float, default=0.25)
     p.add_argument("--members", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)

@@ -201,10 +201,10 @@ def detect_tiles(src: Any, segmenter: AutoSegmenter, predict: Callable[..., Any]
     margin = patch_margin(patch, mpp)
     selected = set(tiles)
     if prefetch <= 0:
-        out = _sequential(src, segmenter, predict, patch, mpp, grid, tiles, margin, times)
-        times.candidates = len(out)
+        seq = _sequential(src, segmenter, predict, patch, mpp, grid, tiles, margin, times)
+        times.candidates = len(seq)
         times.wall = time.perf_counter() - t_wall
-        return out, times
+        return seq, times
 
     def classify(item: tuple[list[Candidate], list[Any], list[Any]]) -> None:
         cands, rgbs, masks = item
