@@ -18,8 +18,8 @@ slide and s per mm² of tissue tile area; the overlapped run's peak RSS is measu
 process, against the slide's decoded size.  Projected: slides/hour for a 20 x 15 mm section
 with 50 % tissue at the synthetic slide's µm/px.
 
-    python bench/bench_detect.py                       # ~4 min on 2 cores
-    python bench/bench_detect.py --size 4096 3072 --members 1
+    python bench/bench_detect.py                       # a few minutes on 2 cores
+    python bench/bench_detect.py --size 8192 6144 --members 5 --no-real
 """
 
 from __future__ import annotations
