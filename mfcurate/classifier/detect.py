@@ -7,9 +7,12 @@ For each image or slide:
 2. every tile goes through the same automatic segmenter as ``harvest``
    (:func:`mfcurate.segment.auto.make_auto_segmenter`: SAM with a checkpoint, classical
    otherwise);
-3. objects cut by a tile edge are dropped unless that edge is the image edge (the overlap must
-   exceed the largest nucleus, so such an object is whole in a neighbouring tile), and
-   objects found whole in two tiles are merged (centroids closer than ``dedup_um``);
+3. the one seam rule of :class:`mfcurate.tiling.TileGrid`: an object cut by an inner tile
+   edge is dropped when another selected tile holds it whole (make the overlap exceed the
+   largest nucleus), and objects found whole in two tiles are merged (centroids closer than
+   ``dedup_um``); reading, segmentation and classification overlap
+   (:mod:`mfcurate.classifier.tile_pipeline`: a prefetching reader thread, batches of
+   ``batch_size`` patches gathered across tiles, memory bounded by a few tiles);
 4. each candidate is cut exactly as the patch store cuts training objects (same centre rule,
    target µm/px, crop size and mask resampling, :func:`mfcurate.classifier.patches.
    resample_patch`) and classified by every member; the ensemble score is the **mean of the
@@ -25,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +39,11 @@ import pyarrow as pa
 import torch
 
 from mfcurate.classifier.model import IMAGENET_MEAN, IMAGENET_STD, MaskFusedResNet18
-from mfcurate.classifier.patches import PatchConfig, resample_patch
+from mfcurate.classifier.patches import PatchConfig
+from mfcurate.classifier.tile_pipeline import Candidate, TileTimes, detect_tiles
 from mfcurate.errors import DatasetError, SourceFormatError, UsageError
-from mfcurate.segment import AutoSegmenter, Instance
+from mfcurate.segment import AutoSegmenter
+from mfcurate.tiling import Tile, TileGrid
 
 #: Area of 10 high-power fields in mm² (the usual mitotic-count reference area).
 HPF10_MM2 = 2.37
@@ -61,6 +66,7 @@ class DetectConfig:
         all_tiles: tile the whole image instead of tissue only.
         dedup_um: candidates of neighbouring tiles closer than this are one object.
         device: torch device of the classifier.
+        prefetch: tiles read ahead by the reader thread (memory: that many tiles).
     """
 
     tile: int = 1024
@@ -70,6 +76,7 @@ class DetectConfig:
     all_tiles: bool = False
     dedup_um: float = 3.0
     device: str = "cpu"
+    prefetch: int = 2
 
 
 def resolve_models(paths: Sequence[Path | str]) -> list[Path]:
@@ -150,107 +157,20 @@ class Ensemble:
         return out
 
 
-def grid_tiles(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Tiles ``(x, y, w, h)`` covering the whole image with at least ``overlap`` px overlap."""
-    def starts(n: int) -> list[int]:
-        if n <= tile:
-            return [0]
-        step = max(tile - overlap, 1)
-        k = math.ceil((n - tile) / step) + 1
-        return [round(i * (n - tile) / (k - 1)) for i in range(k)]
-
-    return [(x, y, min(tile, width - x), min(tile, height - y))
-            for y in starts(height) for x in starts(width)]
-
-
-def _array_reader(arr: npt.NDArray[np.uint8], ox: int, oy: int
-                  ) -> Callable[[int, int, int, int], npt.NDArray[np.uint8]]:
-    """``read(x, y, w, h)`` on an array whose pixel [0, 0] is level-0 ``(ox, oy)``."""
-    def read(x: int, y: int, w: int, h: int) -> npt.NDArray[np.uint8]:
-        out = np.full((h, w, 3), 255, np.uint8)
-        x0, y0 = x - ox, y - oy
-        r0, c0 = max(0, -y0), max(0, -x0)
-        r1, c1 = min(h, arr.shape[0] - y0), min(w, arr.shape[1] - x0)
-        if r1 > r0 and c1 > c0:
-            out[r0:r1, c0:c1] = arr[y0 + r0:y0 + r1, x0 + c0:x0 + c1]
-        return out
-    return read
-
-
-@dataclass
-class Candidate:
-    """One segmented object in level-0 coordinates, with its ensemble score once classified."""
-
-    x: float
-    y: float
-    area_px: int
-    seg_score: float
-    origin: str
-    score: float = float("nan")
-
-
-def _touches_inner_edge(inst: Instance, tx: int, ty: int, tw: int, th: int,
-                        width: int, height: int) -> bool:
-    rows = np.flatnonzero(inst.mask.any(axis=1))
-    cols = np.flatnonzero(inst.mask.any(axis=0))
-    if rows.size == 0:
-        return True
-    ox, oy = inst.offset_xy
-    c0, c1 = ox + cols[0], ox + cols[-1]
-    r0, r1 = oy + rows[0], oy + rows[-1]
-    return bool((c0 <= 0 and tx > 0) or (r0 <= 0 and ty > 0)
-                or (c1 >= tw - 1 and tx + tw < width) or (r1 >= th - 1 and ty + th < height))
-
-
-def tile_candidates(src: Any, segmenter: AutoSegmenter, patch: PatchConfig,
-                    mpp: tuple[float, float], tile: tuple[int, int, int, int]
-                    ) -> tuple[list[Candidate], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
-    """Segment one tile; return its kept objects and their classifier patches.
-
-    Returns:
-        ``(candidates, rgb (N, S, S, 3), mask (N, S, S))``.
-    """
-    tx, ty, tw, th = tile
-    fx = patch.mpp / mpp[0]
-    fy = patch.mpp / mpp[1]
-    margin = math.ceil(patch.size_px / 2 * max(fx, fy)) + 8
-    seg_mpp = math.sqrt(mpp[0] * mpp[1])
-    arr = src.read_region(tx - margin, ty - margin, tw + 2 * margin, th + 2 * margin)
-    tile_rgb = np.ascontiguousarray(arr[margin:margin + th, margin:margin + tw])
-    read = _array_reader(arr, tx - margin, ty - margin)
-    cands: list[Candidate] = []
-    rgbs: list[npt.NDArray[np.uint8]] = []
-    masks: list[npt.NDArray[np.uint8]] = []
-    for inst in segmenter.segment_tile(tile_rgb, seg_mpp):
-        if _touches_inner_edge(inst, tx, ty, tw, th, src.width, src.height):
-            continue
-        ys, xs = np.nonzero(inst.mask)
-        if xs.size == 0:
-            continue
-        ox, oy = tx + inst.offset_xy[0], ty + inst.offset_xy[1]
-        cx, cy = ox + xs.mean() + 0.5, oy + ys.mean() + 0.5
-        rgb, m = resample_patch(read, (cx, cy), mpp, patch, inst.mask.astype(bool), (ox, oy))
-        cands.append(Candidate(float(cx), float(cy), int(xs.size), float(inst.score),
-                               inst.origin))
-        rgbs.append(rgb)
-        masks.append(m)
-    s = patch.size_px
-    return (cands, np.stack(rgbs) if rgbs else np.zeros((0, s, s, 3), np.uint8),
-            np.stack(masks) if masks else np.zeros((0, s, s), np.uint8))
-
-
 def classify_image(src: Any, segmenter: AutoSegmenter, ensemble: Ensemble,
-                   cfg: DetectConfig, mpp: tuple[float, float],
-                   tiles: Iterable[tuple[int, int, int, int]]) -> list[Candidate]:
-    """Segment and classify tile by tile (memory bounded by one tile), then merge duplicates."""
-    out: list[Candidate] = []
-    for tile in tiles:
-        cands, rgb, mask = tile_candidates(src, segmenter, ensemble.patch, mpp, tile)
-        scores = ensemble.predict(rgb, mask, cfg.batch_size)
-        for c, sc in zip(cands, scores, strict=True):
-            c.score = float(sc)
-        out.extend(cands)
-    return _dedup(out, cfg.dedup_um / math.sqrt(mpp[0] * mpp[1]))
+                   cfg: DetectConfig, mpp: tuple[float, float], grid: TileGrid,
+                   tiles: Sequence[Tile]) -> tuple[list[Candidate], TileTimes]:
+    """Segment and classify the ``tiles`` of one image, then merge duplicates.
+
+    Reading, segmentation and classification overlap and memory is bounded by a few tiles
+    (:mod:`mfcurate.classifier.tile_pipeline`).
+    """
+    cands, times = detect_tiles(
+        src, segmenter, lambda rgb, mask: ensemble.predict(rgb, mask, cfg.batch_size),
+        ensemble.patch, mpp, grid, tiles, batch_size=cfg.batch_size, prefetch=cfg.prefetch)
+    out = _dedup(cands, cfg.dedup_um / math.sqrt(mpp[0] * mpp[1]))
+    times.candidates = len(out)
+    return out, times
 
 
 def _dedup(cands: list[Candidate], radius_px: float) -> list[Candidate]:
@@ -331,13 +251,14 @@ def detect_task(payload: dict[str, Any]) -> pa.Table:
         mpp = _image_mpp(src, payload["path"], payload.get("mpp"))
         ens = _ensemble(payload["models"], cfg.device)
         seg = _segmenter(payload["segmenter"])
+        grid = TileGrid(src.width, src.height, cfg.tile, cfg.overlap)
         if cfg.all_tiles:
-            tiles = grid_tiles(src.width, src.height, cfg.tile, cfg.overlap)
+            tiles = grid.tiles()
         else:
             from mfcurate.segment.tissue import tissue_tiles
 
             tiles = list(tissue_tiles(src, tile=cfg.tile, overlap=cfg.overlap))
-        cands = classify_image(src, seg, ens, cfg, mpp, tiles)
+        cands, times = classify_image(src, seg, ens, cfg, mpp, grid, tiles)
     finally:
         src.close()
     area = mpp[0] * mpp[1]
@@ -348,7 +269,8 @@ def detect_task(payload: dict[str, Any]) -> pa.Table:
         "seg_score": [c.seg_score for c in cands], "origin": [c.origin for c in cands],
     }, schema=CANDIDATE_SCHEMA.with_metadata({
         b"mpp": json.dumps(list(mpp)).encode(),
-        b"size": json.dumps([payload.get("width"), payload.get("height")]).encode()}))
+        b"size": json.dumps([payload.get("width"), payload.get("height")]).encode(),
+        b"tiles": json.dumps({"grid": len(grid), **times.as_dict()}).encode()}))
 
 
 def _image_mpp(src: Any, path: str, override: float | None) -> tuple[float, float]:
@@ -490,7 +412,8 @@ def _write_outputs(out_dir: Path, jobs: Sequence[ImageJob], tables: list[pa.Tabl
         hot = hotspot_count(xy, (float(mpp[0]), float(mpp[1]))) if mpp[0] else None
         per_image[job.name] = {"path": str(job.path), "mpp": list(mpp),
                                "candidates": t.num_rows, "mitotic_figures": int(keep.sum()),
-                               "count_per_10hpf": hot}
+                               "count_per_10hpf": hot,
+                               "tiles": json.loads(meta.get(b"tiles", b"null"))}
     summary = {"threshold": cfg.threshold, "config": asdict(cfg),
                "models": [str(p) for p in model_paths], "images": per_image}
     atomic_write_json(out_dir / "summary.json", summary)

@@ -70,6 +70,9 @@ def harvest(
         help="SAM: keep stability at least this (default 0.8).")] = None,
     box_nms_thresh: Annotated[float | None, typer.Option(
         help="SAM: box NMS IoU (default 0.7).")] = None,
+    point_prior: Annotated[str | None, typer.Option(
+        help="SAM: prompt grid points on nuclei (default), tissue, or none (every point, "
+             "as segment_anything).")] = None,
     min_area_um2: Annotated[float, typer.Option(help="Smallest mask area, µm².")] = 2.25,
     max_area_um2: Annotated[float, typer.Option(help="Largest mask area, µm².")] = 225.0,
     match_radius_um: Annotated[float, typer.Option(
@@ -94,7 +97,7 @@ def harvest(
     sam_opts = {"points_per_side": points_per_side, "points_per_batch": points_per_batch,
                 "pred_iou_thresh": pred_iou_thresh,
                 "stability_score_thresh": stability_score_thresh,
-                "box_nms_thresh": box_nms_thresh}
+                "box_nms_thresh": box_nms_thresh, "point_prior": point_prior}
     cfg = _config(sam_opts, backend=backend, checkpoint=checkpoint, model_type=model_type,
                   device=device, tile=tile, overlap=overlap, tiles_per_task=tiles_per_task,
                   regions=regions, min_area_um2=min_area_um2, max_area_um2=max_area_um2,

@@ -103,6 +103,17 @@ class HarvestConfig:
                              f"overlap={self.overlap})")
         if self.kind != "classical" and not self.checkpoint:
             raise UsageError(f"backend {self.backend!r} needs --checkpoint")
+        if self.kind != "classical":
+            self._amg_options()  # a bad SAM option is a usage error before any work
+
+    def _amg_options(self) -> dict[str, Any]:
+        """Every SAM generator setting, defaults resolved (part of the digest)."""
+        from mfcurate.segment.auto_sam import AmgOptions
+
+        try:
+            return AmgOptions.from_kwargs(**self.amg).as_dict()
+        except (TypeError, ValueError) as exc:
+            raise UsageError(str(exc)) from exc
 
     @property
     def kind(self) -> str:
@@ -125,6 +136,8 @@ class HarvestConfig:
         d = {"seg": self.segmenter_spec(), "tile": self.tile, "overlap": self.overlap,
              "min_tissue": self.min_tissue, "regions": self.regions,
              "margin": self.region_margin_um}
+        if self.kind != "classical":  # defaults (e.g. the point prior) change the results
+            d["amg"] = self._amg_options()
         if self.checkpoint:
             p = Path(self.checkpoint)
             d["ckpt"] = [str(p.resolve()), p.stat().st_size if p.exists() else None,

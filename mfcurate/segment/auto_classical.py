@@ -56,13 +56,20 @@ class ClassicalAutoSegmenter:
         self.smooth_um = float(smooth_um)
         self.split_depth_um = float(split_depth_um)
 
-    def labels(self, tile: npt.NDArray[np.uint8], mpp: float) -> npt.NDArray[np.int32]:
-        """Instance label image ``(rows, cols)`` int32 (0 = background), before area filter."""
+    def foreground(self, tile: npt.NDArray[np.uint8], mpp: float,
+                   threshold_scale: float = 1.0) -> npt.NDArray[np.bool_]:
+        """Nucleus foreground ``(rows, cols)`` bool: haematoxylin threshold, opening, holes filled.
+
+        Args:
+            tile: ``(rows, cols, 3)`` uint8 RGB.
+            mpp: µm per pixel of the tile.
+            threshold_scale: the OD threshold is multiplied by this; below 1 the foreground
+                grows monotonically (every step is increasing), so ``threshold_scale < 1``
+                gives a superset of the nuclei :meth:`labels` finds (the SAM point prior).
+        """
         import cv2
         from scipy import ndimage as ndi
         from skimage.filters import threshold_otsu
-        from skimage.morphology import h_maxima
-        from skimage.segmentation import watershed
 
         if mpp <= 0:
             raise ValueError(f"mpp must be positive, got {mpp}")
@@ -76,13 +83,22 @@ class ClassicalAutoSegmenter:
             thr = self.min_threshold
             if float(h.max()) - float(h.min()) > 1e-3:
                 thr = max(float(threshold_otsu(h)), self.min_threshold)
-        fg = (h > thr).astype(np.uint8)
+        fg = (h > thr * threshold_scale).astype(np.uint8)
         r_open = max(1, round(0.4 / mpp))
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r_open + 1, 2 * r_open + 1))
         fg = np.asarray(cv2.morphologyEx(fg, cv2.MORPH_OPEN, k), dtype=np.uint8)
-        fg_b = ndi.binary_fill_holes(fg.astype(bool))
+        return np.asarray(ndi.binary_fill_holes(fg.astype(bool)), dtype=bool)
+
+    def labels(self, tile: npt.NDArray[np.uint8], mpp: float) -> npt.NDArray[np.int32]:
+        """Instance label image ``(rows, cols)`` int32 (0 = background), before area filter."""
+        import cv2
+        from scipy import ndimage as ndi
+        from skimage.morphology import h_maxima
+        from skimage.segmentation import watershed
+
+        fg_b = self.foreground(tile, mpp)
         if not fg_b.any():
-            return np.zeros(fg.shape, np.int32)
+            return np.zeros(fg_b.shape, np.int32)
         dist = cv2.distanceTransform(fg_b.astype(np.uint8), cv2.DIST_L2, 5)
         dist = cv2.GaussianBlur(dist, (0, 0), max(0.5, 0.3 / mpp))
         depth = max(self.split_depth_um / mpp, 0.5)

@@ -12,6 +12,26 @@ Two generators over the same model, both :class:`~mfcurate.segment.AutoSegmenter
   boxes and masks match the stock generator while the cost scales with the objects, not
   with 3 x 4,096 full-size masks per tile.  Masks whose area cannot fall inside the µm²
   range are rejected from a bound computed on the low-resolution logits.
+
+  On the real architectures the decoder pass per prompt (~90 ms for ViT-B on 2 CPU cores)
+  decides the cost of a slide, so by default the generator prompts fewer points:
+
+  - a cheap **point prior** (:mod:`mfcurate.segment.point_prior`: tissue mask and a
+    lowered-threshold haematoxylin foreground) drops grid points that cannot lie in a
+    nucleus (glass, stroma, lumen; >= 98 % of the nuclei the classical segmenter finds on
+    the real tiles keep a prompt);
+  - points go coarse to fine and a point inside a mask already kept in the tile (a
+    cell-scale one) is skipped;
+  - the decoder's transformer and IoU head run first (:mod:`mfcurate.segment.sam_decoder`)
+    and masks are upscaled only for prompts with a mask above the IoU threshold;
+  - the kept points of a tile go through the decoder ``points_per_batch`` at a time (the
+    memory bound: decoder memory grows linearly with it).
+
+  With ``point_prior="none"`` and ``skip_covered=False`` the masks are the stock
+  generator's.  The image embedding is not reused across overlapping tiles: SAM's ViT
+  has global-attention blocks and absolute position embeddings, so every embedding cell
+  depends on the whole 1024 px input and the overlap of two tiles has different features
+  in each (no exact reuse exists).
 * :class:`StockSamAutoSegmenter` — a thin wrapper of
   ``segment_anything.SamAutomaticMaskGenerator`` with the same settings (the reference the
   benchmark compares against; also usable with ``kind="sam_stock"``).
@@ -28,7 +48,6 @@ Arrays: tiles are ``(rows, cols, 3)`` uint8 RGB; masks are bool ``(rows, cols)``
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,6 +55,14 @@ import numpy as np
 import numpy.typing as npt
 
 from mfcurate.segment import Instance
+from mfcurate.segment.sam_decoder import (
+    decode_masks,
+    decode_multimask_shared,
+    decode_tokens_shared,
+)
+
+__all__ = ["AmgOptions", "SamAutoSegmenter", "StockSamAutoSegmenter", "decode_masks",
+           "decode_multimask_shared", "decode_tokens_shared", "grid_order"]
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -54,6 +81,16 @@ class AmgOptions:
         box_nms_thresh: box IoU above which the lower-ranked mask is suppressed.
         min_area_um2: smallest mask area kept, µm².
         max_area_um2: largest mask area kept, µm².
+        point_prior: which grid points are prompted (:mod:`mfcurate.segment.point_prior`):
+            ``"nuclei"`` (default: tissue and a lowered-threshold haematoxylin foreground),
+            ``"tissue"`` or ``"none"`` (every point, as SAM).
+        skip_covered: skip a point that falls inside a mask already kept in this tile (a
+            mask that passed every filter and is cell-scale: at most ``cover_max_um2``;
+            needs the tile's µm/px); points go coarse to fine
+            (the even-even sub-grid first) so that fine points land in coarse points'
+            masks.  With ``point_prior="none"`` and ``skip_covered=False`` the masks are
+            SAM's.
+        cover_max_um2: largest kept mask, µm², whose pixels make later points skip.
     """
 
     points_per_side: int = 64
@@ -64,10 +101,17 @@ class AmgOptions:
     box_nms_thresh: float = 0.7
     min_area_um2: float = 2.25
     max_area_um2: float = 225.0
+    point_prior: str = "nuclei"
+    skip_covered: bool = True
+    cover_max_um2: float = 225.0
 
     def __post_init__(self) -> None:
+        from mfcurate.segment.point_prior import PRIORS
+
         if self.points_per_side < 1 or self.points_per_batch < 1:
             raise ValueError("points_per_side and points_per_batch must be >= 1")
+        if self.point_prior not in PRIORS:
+            raise ValueError(f"point_prior must be one of {PRIORS} (got {self.point_prior!r})")
         if not 0 <= self.min_area_um2 < self.max_area_um2:
             raise ValueError("need 0 <= min_area_um2 < max_area_um2")
 
@@ -162,80 +206,34 @@ def _dilate_erode_counts(pos: npt.NDArray[np.bool_]) -> tuple[int, int]:
                                             .sum())
 
 
-def _mha(attn: Any, q: Any, k: Any, v: Any) -> Any:
-    """SAM ``Attention`` on already projected q/k/v (batch dims broadcast)."""
-    import torch
+def grid_order(points_per_side: int) -> npt.NDArray[np.int64]:
+    """Indices of SAM's point grid, coarse to fine: the even-even sub-grid, then the rest.
 
-    n = attn.num_heads
-
-    def heads(x: Any) -> Any:
-        b, t, c = x.shape
-        return x.reshape(b, t, n, c // n).transpose(1, 2)
-
-    qh, kh, vh = heads(q), heads(k), heads(v)
-    a = qh @ kh.permute(0, 1, 3, 2)
-    a = a / math.sqrt(qh.shape[-1])
-    a = torch.softmax(a, dim=-1)
-    out = a @ vh
-    b, _, t, cph = out.shape
-    out = out.transpose(1, 2).reshape(b, t, n * cph)
-    return attn.out_proj(out)
-
-
-def decode_multimask_shared(decoder: Any, image_embeddings: Any, image_pe: Any, sparse: Any,
-                            dense: Any) -> tuple[Any, Any]:
-    """``MaskDecoder(..., multimask_output=True)`` for many point prompts on one image.
-
-    Same result as SAM's decoder, but the first two-way block's image-side work (the
-    token-to-image keys/values, the image-to-token queries and the ``repeat_interleave`` of
-    the image embedding and positional encoding per prompt) is done once instead of once per
-    prompt: before that block the image tokens are the same for every prompt (no mask input,
-    so the dense embedding is the same ``no_mask_embed`` everywhere).
-
-    Args:
-        decoder: ``sam.mask_decoder``.
-        image_embeddings: ``(1, C, h, w)`` features of the tile.
-        image_pe: ``(1, C, h, w)`` dense positional encoding.
-        sparse: ``(B, T, C)`` prompt tokens.
-        dense: ``(B, C, h, w)`` dense prompt embeddings (identical rows).
-
-    Returns:
-        ``(low_res_masks (B, 3, 4h, 4w), iou_predictions (B, 3))``.
+    Grid index ``i * n + j`` is row ``i``, column ``j`` (SAM's ``build_point_grid`` order).
     """
-    import torch
+    n = points_per_side
+    i, j = np.divmod(np.arange(n * n), n)
+    level = (i % 2) + (j % 2)
+    return np.argsort(level, kind="stable").astype(np.int64)
 
-    tr = decoder.transformer
-    out_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
-    tokens = torch.cat((out_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1), sparse), dim=1)
-    src1 = image_embeddings + dense[:1]
-    _, c, h, w = src1.shape
-    keys1 = src1.flatten(2).permute(0, 2, 1)  # 1 x N x C
-    pe = image_pe.flatten(2).permute(0, 2, 1)
-    first = tr.layers[0]
-    queries = first.norm1(first.self_attn(q=tokens, k=tokens, v=tokens))  # skip_first_layer_pe
-    a = first.cross_attn_token_to_image
-    k_img = a.k_proj(keys1 + pe)
-    v_img = a.v_proj(keys1)
-    queries = first.norm2(queries + _mha(a, a.q_proj(queries + tokens), k_img, v_img))
-    queries = first.norm3(queries + first.mlp(queries))
-    a2 = first.cross_attn_image_to_token
-    q_img = a2.q_proj(keys1 + pe)
-    out = _mha(a2, q_img, a2.k_proj(queries + tokens), a2.v_proj(queries))
-    keys = first.norm4(keys1 + out)  # B x N x C from here on
-    for layer in tr.layers[1:]:
-        queries, keys = layer(queries=queries, keys=keys, query_pe=tokens, key_pe=pe)
-    attn_out = tr.final_attn_token_to_image(q=queries + tokens, k=keys + pe, v=keys)
-    hs = tr.norm_final_attn(queries + attn_out)
-    b = hs.shape[0]
-    src = keys.transpose(1, 2).reshape(b, c, h, w)
-    upscaled = decoder.output_upscaling(src)
-    mask_tokens_out = hs[:, 1:1 + decoder.num_mask_tokens, :]
-    hyper_in = torch.stack([decoder.output_hypernetworks_mlps[i](mask_tokens_out[:, i, :])
-                            for i in range(decoder.num_mask_tokens)], dim=1)
-    b, cu, hu, wu = upscaled.shape
-    masks = (hyper_in @ upscaled.view(b, cu, hu * wu)).view(b, -1, hu, wu)
-    iou_pred = decoder.iou_prediction_head(hs[:, 0, :])
-    return masks[:, 1:], iou_pred[:, 1:]
+
+@dataclass
+class PromptStats:
+    """What one tile's generation prompted (for benchmarks and logs).
+
+    Attributes:
+        grid: points of the full grid.
+        after_prior: points the prior kept.
+        skipped_covered: points skipped inside an already kept mask.
+        decoded: points sent through the decoder's transformer.
+        upscaled: points whose masks were upscaled (some mask passed predicted IoU).
+    """
+
+    grid: int = 0
+    after_prior: int = 0
+    skipped_covered: int = 0
+    decoded: int = 0
+    upscaled: int = 0
 
 
 class SamAutoSegmenter:
@@ -263,10 +261,18 @@ class SamAutoSegmenter:
         self.big_window = 0.25
         #: compute the first decoder layer's image-side projections once per tile
         self.share_first_layer = True
+        #: prompts of the last :meth:`generate` call
+        self.last_stats = PromptStats()
+        self._up: tuple[tuple[int, ...], _Upsampler] | None = None
 
     # ------------------------------------------------------------------ model passes
     def _decode(self, points: npt.NDArray[np.float64], im_size: tuple[int, int]
-                ) -> tuple[Any, Any]:
+                ) -> tuple[Any, Any, Any]:
+        """Masks of the points that have a mask above the IoU threshold.
+
+        Returns:
+            ``(low (K, 3, 256, 256), iou (K, 3), point_index (K,))``.
+        """
         import torch
 
         pred = self.predictor
@@ -275,18 +281,40 @@ class SamAutoSegmenter:
         in_labels = torch.ones(in_points.shape[0], 1, dtype=torch.int, device=pred.device)
         sparse, dense = self.sam.prompt_encoder(points=(in_points, in_labels), boxes=None,
                                                 masks=None)
-        if self.share_first_layer:
-            return decode_multimask_shared(self.sam.mask_decoder, pred.features,
-                                           self.sam.prompt_encoder.get_dense_pe(), sparse,
-                                           dense)
-        low, iou = self.sam.mask_decoder(
-            image_embeddings=pred.features,
-            image_pe=self.sam.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=True,
-        )
-        return low, iou
+        pe = self.sam.prompt_encoder.get_dense_pe()
+        if not self.share_first_layer:
+            low, iou = self.sam.mask_decoder(
+                image_embeddings=pred.features, image_pe=pe, sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense, multimask_output=True)
+            return low, iou, torch.arange(len(points), device=low.device)
+        dec = self.sam.mask_decoder
+        hs, keys, iou = decode_tokens_shared(dec, pred.features, pe, sparse, dense)
+        sel = torch.arange(len(points), device=iou.device)
+        if self.options.pred_iou_thresh > 0.0:  # IoU first: upscale only what can survive
+            sel = torch.nonzero((iou > self.options.pred_iou_thresh).any(dim=1)).flatten()
+            hs, keys, iou = hs[sel], keys[sel], iou[sel]
+        hw = (int(pred.features.shape[-2]), int(pred.features.shape[-1]))
+        low = decode_masks(dec, hs, keys, hw) if len(sel) else iou.new_zeros((0, 3, 1, 1))
+        return low, iou, sel
+
+    def _points(self, tile: npt.NDArray[np.uint8], mpp: float | None
+                ) -> npt.NDArray[np.float64]:
+        """Grid points ``(N, 2)`` ``(x, y)`` the prior keeps, in prompting order."""
+        from segment_anything.utils.amg import build_point_grid
+
+        from mfcurate.segment.point_prior import point_prior, points_in
+
+        o = self.options
+        rows, cols = tile.shape[:2]
+        points = build_point_grid(o.points_per_side) * np.array([cols, rows])[None, :]
+        if o.skip_covered:
+            points = points[grid_order(o.points_per_side)]
+        self.last_stats = PromptStats(grid=len(points))
+        prior = point_prior(tile, mpp, o.point_prior)
+        if prior is not None:
+            points = points[points_in(prior, points)]
+        self.last_stats.after_prior = len(points)
+        return np.asarray(points, np.float64)
 
     def generate(self, tile: npt.NDArray[np.uint8], mpp: float | None = None
                  ) -> list[dict[str, Any]]:
@@ -302,8 +330,64 @@ class SamAutoSegmenter:
             ``point_coords``, sorted as the NMS keeps them (by predicted IoU).
         """
         import torch
-        from segment_anything.utils.amg import build_point_grid
         from torchvision.ops.boxes import batched_nms
+
+        o = self.options
+        rows, cols = tile.shape[:2]
+        points = self._points(tile, mpp)
+        covered = np.zeros((rows, cols), bool) if o.skip_covered and mpp else None
+        cover_px = o.cover_max_um2 / mpp**2 if mpp else 0.0
+        recs: list[dict[str, Any]] = []
+        if len(points) == 0:
+            return []
+        with torch.inference_mode():
+            self.predictor.set_image(tile)
+            pos = 0
+            while pos < len(points):
+                batch, pos = self._next_batch(points, pos, covered)
+                n_before = len(recs)
+                if len(batch):
+                    self._batch(batch, tile, mpp, recs)
+                if covered is not None:
+                    for r in recs[n_before:]:
+                        if r["area"] > cover_px:
+                            continue
+                        x, y = r["offset_xy"]
+                        h, w = r["mask"].shape
+                        covered[y:y + h, x:x + w] |= r["mask"]
+            self.predictor.reset_image()
+        if not recs:
+            return []
+        boxes = torch.tensor([r["bbox"] for r in recs], dtype=torch.float32)
+        scores = torch.tensor([r["predicted_iou"] for r in recs], dtype=torch.float32)
+        keep_idx = batched_nms(boxes, scores, torch.zeros(len(recs), dtype=torch.int64),
+                               iou_threshold=o.box_nms_thresh)
+        return [recs[i] for i in keep_idx.tolist()]
+
+    def _next_batch(self, points: npt.NDArray[np.float64], pos: int,
+                    covered: npt.NDArray[np.bool_] | None
+                    ) -> tuple[npt.NDArray[np.float64], int]:
+        """Up to ``points_per_batch`` points from ``pos`` on that no kept mask covers yet."""
+        from mfcurate.segment.point_prior import points_in
+
+        n = self.options.points_per_batch
+        if covered is None:
+            return points[pos:pos + n], min(pos + n, len(points))
+        out: list[npt.NDArray[np.float64]] = []
+        have = 0
+        while have < n and pos < len(points):
+            more = points[pos:pos + n - have]
+            pos += len(more)
+            inside = points_in(covered, more)
+            self.last_stats.skipped_covered += int(inside.sum())
+            out.append(more[~inside])
+            have += int((~inside).sum())
+        return (np.concatenate(out) if out else points[:0]), pos
+
+    def _batch(self, batch: npt.NDArray[np.float64], tile: npt.NDArray[np.uint8],
+               mpp: float | None, recs: list[dict[str, Any]]) -> None:
+        """Decode one batch of points; append the records of masks that pass the filters."""
+        import torch
 
         o = self.options
         rows, cols = tile.shape[:2]
@@ -315,61 +399,50 @@ class SamAutoSegmenter:
             min_px, max_px = 0.0, float("inf")
         f_iou = np.float32(o.pred_iou_thresh)
         f_stab = np.float32(o.stability_score_thresh)
-        recs: list[dict[str, Any]] = []
-        with torch.inference_mode():
-            self.predictor.set_image(tile)
-            input_hw = tuple(int(v) for v in self.predictor.input_size)
-            points = build_point_grid(o.points_per_side) * np.array([cols, rows])[None, :]
-            up: _Upsampler | None = None
-            for start in range(0, len(points), o.points_per_batch):
-                batch = points[start:start + o.points_per_batch]
-                low_t, iou_t = self._decode(batch, (rows, cols))
-                n_multi = int(low_t.shape[1])
-                low_t = low_t.flatten(0, 1)
-                iou_t = iou_t.flatten(0, 1)
-                if o.pred_iou_thresh > 0.0:  # SAM only filters with a positive threshold
-                    keep = iou_t > o.pred_iou_thresh
-                else:
-                    keep = torch.ones_like(iou_t, dtype=torch.bool)
-                idx = torch.nonzero(keep).flatten()
-                if idx.numel() == 0:
-                    continue
-                low = low_t[idx].float().cpu().numpy()
-                ious = iou_t[idx].float().cpu().numpy()
-                pidx = (idx // n_multi).cpu().numpy()
-                if up is None:
-                    up = _Upsampler(low.shape[-1], int(self.sam.image_encoder.img_size),
-                                    (input_hw[0], input_hw[1]), (rows, cols))
-                big: list[int] = []
-                for k in range(low.shape[0]):
-                    if o.pred_iou_thresh > 0.0 and not ious[k] > f_iou:
-                        continue
-                    pre = self._prefilter(up, low[k], thr, t_lo, min_px, max_px)
-                    if pre is None:
-                        continue
-                    win_px = pre[4]
-                    if win_px > self.big_window * rows * cols:
-                        big.append(k)  # cheaper through SAM's own full-size upsampling
-                        continue
-                    win, y0, x0 = up.window(low[k], *pre[:4])
-                    self._keep(recs, win, y0, x0, thr, t_hi, t_lo, min_px, max_px, f_stab,
-                               float(ious[k]), batch[pidx[k]])
-                for c0 in range(0, len(big), 16):
-                    chunk = big[c0:c0 + 16]
-                    full = self.sam.postprocess_masks(
-                        torch.from_numpy(low[chunk])[:, None], input_hw, (rows, cols))
-                    full_np = full[:, 0].cpu().numpy()
-                    for j, k in enumerate(chunk):
-                        self._keep(recs, full_np[j], 0, 0, thr, t_hi, t_lo, min_px, max_px,
-                                   f_stab, float(ious[k]), batch[pidx[k]])
-            self.predictor.reset_image()
-        if not recs:
-            return []
-        boxes = torch.tensor([r["bbox"] for r in recs], dtype=torch.float32)
-        scores = torch.tensor([r["predicted_iou"] for r in recs], dtype=torch.float32)
-        keep_idx = batched_nms(boxes, scores, torch.zeros(len(recs), dtype=torch.int64),
-                               iou_threshold=o.box_nms_thresh)
-        return [recs[i] for i in keep_idx.tolist()]
+        st = self.last_stats
+        st.decoded += len(batch)
+        low_t, iou_t, sel_t = self._decode(batch, (rows, cols))
+        st.upscaled += len(sel_t)
+        n_multi = int(iou_t.shape[1])
+        low_t = low_t.flatten(0, 1)
+        iou_t = iou_t.flatten(0, 1)
+        if o.pred_iou_thresh > 0.0:  # SAM only filters with a positive threshold
+            keep = iou_t > o.pred_iou_thresh
+        else:
+            keep = torch.ones_like(iou_t, dtype=torch.bool)
+        idx = torch.nonzero(keep).flatten()
+        if idx.numel() == 0:
+            return
+        low = low_t[idx].float().cpu().numpy()
+        ious = iou_t[idx].float().cpu().numpy()
+        pidx = sel_t[idx // n_multi].cpu().numpy()
+        input_hw = tuple(int(v) for v in self.predictor.input_size)
+        key = (low.shape[-1], input_hw[0], input_hw[1], rows, cols)
+        if self._up is None or self._up[0] != key:
+            self._up = (key, _Upsampler(low.shape[-1], int(self.sam.image_encoder.img_size),
+                                        (input_hw[0], input_hw[1]), (rows, cols)))
+        up = self._up[1]
+        big: list[int] = []
+        for k in range(low.shape[0]):
+            if o.pred_iou_thresh > 0.0 and not ious[k] > f_iou:
+                continue
+            pre = self._prefilter(up, low[k], thr, t_lo, min_px, max_px)
+            if pre is None:
+                continue
+            if pre[4] > self.big_window * rows * cols:
+                big.append(k)  # cheaper through SAM's own full-size upsampling
+                continue
+            win, y0, x0 = up.window(low[k], *pre[:4])
+            self._keep(recs, win, y0, x0, thr, t_hi, t_lo, min_px, max_px, f_stab,
+                       float(ious[k]), batch[pidx[k]])
+        for c0 in range(0, len(big), 16):
+            chunk = big[c0:c0 + 16]
+            full = self.sam.postprocess_masks(
+                torch.from_numpy(low[chunk])[:, None], input_hw, (rows, cols))
+            full_np = full[:, 0].cpu().numpy()
+            for j, k in enumerate(chunk):
+                self._keep(recs, full_np[j], 0, 0, thr, t_hi, t_lo, min_px, max_px,
+                           f_stab, float(ious[k]), batch[pidx[k]])
 
     @staticmethod
     def _prefilter(up: _Upsampler, low: FloatArray, thr: float, t_lo: float, min_px: float,
@@ -429,12 +502,18 @@ class SamAutoSegmenter:
 class StockSamAutoSegmenter:
     """``segment_anything.SamAutomaticMaskGenerator`` with the SAM-AUG settings.
 
-    The area filter (on the mask area in µm²) is applied to its output, since SAM has no
-    area filter (``min_mask_region_area`` only removes small islands and holes).
+    SAM has no area filter (``min_mask_region_area`` only removes small islands and holes),
+    so the µm² area filter is added where SAM applies its own filters, **before** the box
+    NMS: SAM's generator runs with its NMS off (``box_nms_thresh=1.0``) and RLE output,
+    masks outside the area range are dropped, then the same ``batched_nms`` by predicted
+    IoU runs at ``box_nms_thresh`` and the survivors are decoded.  (NMS first would let a
+    mask that the area filter removes suppress one it keeps.)  Without an ``mpp`` the area
+    filter is off and this is SAM's generator unchanged.
 
     Args:
         sam: a ``Sam`` model.
-        options: the same settings as :class:`SamAutoSegmenter`.
+        options: the same settings as :class:`SamAutoSegmenter` (the point prior and the
+            skipping of covered points do not apply: every grid point is prompted).
         device: torch device string; default: the model's device.
     """
 
@@ -451,18 +530,34 @@ class StockSamAutoSegmenter:
         self.generator = SamAutomaticMaskGenerator(
             sam, points_per_side=o.points_per_side, points_per_batch=o.points_per_batch,
             pred_iou_thresh=o.pred_iou_thresh, stability_score_thresh=o.stability_score_thresh,
-            stability_score_offset=o.stability_score_offset, box_nms_thresh=o.box_nms_thresh,
-            crop_n_layers=0, min_mask_region_area=0, output_mode="binary_mask")
+            stability_score_offset=o.stability_score_offset, box_nms_thresh=1.0,
+            crop_n_layers=0, min_mask_region_area=0, output_mode="uncompressed_rle")
 
     def generate(self, tile: npt.NDArray[np.uint8], mpp: float | None = None
                  ) -> list[dict[str, Any]]:
-        """SAM's records, area-filtered (``bbox`` is SAM's XYWH)."""
+        """SAM's records, area-filtered, then NMS (``bbox`` is SAM's XYWH)."""
+        import torch
+        from segment_anything.utils.amg import rle_to_mask
+        from torchvision.ops.boxes import batched_nms
+
         o = self.options
         anns = self.generator.generate(tile)
-        if mpp is None:
-            return list(anns)
-        lo, hi = o.min_area_um2 / mpp**2, o.max_area_um2 / mpp**2
-        return [a for a in anns if lo <= a["area"] <= hi]
+        if mpp is not None:
+            lo, hi = o.min_area_um2 / mpp**2, o.max_area_um2 / mpp**2
+            anns = [a for a in anns if lo <= a["area"] <= hi]
+        if not anns:
+            return []
+        xywh = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32)
+        boxes = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1)
+        scores = torch.tensor([a["predicted_iou"] for a in anns], dtype=torch.float32)
+        keep = batched_nms(boxes, scores, torch.zeros(len(anns), dtype=torch.int64),
+                           iou_threshold=o.box_nms_thresh)
+        out = []
+        for i in keep.tolist():
+            a = dict(anns[i])
+            a["segmentation"] = rle_to_mask(a["segmentation"])
+            out.append(a)
+        return out
 
     def segment_tile(self, tile: npt.NDArray[np.uint8], mpp: float) -> list[Instance]:
         """All cell-scale objects of a tile (origin ``sam_auto``)."""

@@ -61,19 +61,40 @@ def test_windowed_upsampling_matches_postprocess(orig: tuple[int, int]) -> None:
     assert (win > 0).any()
 
 
-@pytest.mark.parametrize(("shape", "big_window"), [((256, 256), 2.0), ((200, 256), 2.0),
-                                                   ((256, 256), 0.0)])
-def test_fast_generator_reproduces_stock(shape: tuple[int, int], big_window: float) -> None:
-    sam = _sharp_tiny_sam(256)
+def _blob_tiny_sam(image_size: int) -> torch.nn.Module:
+    """Tiny random SAM whose masks are blobs of embedding cells (as bench_harvest's)."""
+    sam = build_tiny_sam(0, image_size=image_size)
+    with torch.no_grad():
+        for m in sam.mask_decoder.output_upscaling:
+            if isinstance(m, torch.nn.ConvTranspose2d):
+                m.weight.copy_(m.weight.mean((2, 3), keepdim=True).expand_as(m.weight))
+        for mlp in sam.mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.mul_(500.0)
+            mlp.layers[-1].bias.mul_(500.0)
+    return sam
+
+
+@pytest.mark.parametrize(("shape", "big_window", "nms", "area", "blobs"), [
+    ((256, 256), 2.0, 1.0, (0.0, 1e9), False), ((200, 256), 2.0, 1.0, (0.0, 1e9), False),
+    ((256, 256), 0.0, 1.0, (0.0, 1e9), False), ((256, 256), 0.25, 0.9, (0.0, 1e9), True),
+    ((256, 256), 0.25, 1.0, (1000.0, 4000.0), True),
+    ((256, 256), 0.25, 0.95, (1000.0, 8000.0), True)])
+def test_fast_generator_reproduces_stock(shape: tuple[int, int], big_window: float,
+                                         nms: float, area: tuple[float, float],
+                                         blobs: bool) -> None:
+    """Pruning off: the same masks as SAM's generator (area filter before NMS in both)."""
+    sam = _blob_tiny_sam(256) if blobs else _sharp_tiny_sam(256)
     rgb, _ = render_tissue(np.random.default_rng(0), *shape, mpp=0.5)
-    opts = AmgOptions(points_per_side=6, points_per_batch=16, pred_iou_thresh=0.02,
-                      stability_score_thresh=0.55, box_nms_thresh=1.0, min_area_um2=0.0,
-                      max_area_um2=1e9)
+    opts = AmgOptions(points_per_side=8 if blobs else 6, points_per_batch=16,
+                      pred_iou_thresh=0.0 if blobs else 0.02,
+                      stability_score_thresh=0.0 if blobs else 0.55, box_nms_thresh=nms,
+                      min_area_um2=area[0], max_area_um2=area[1], point_prior="none",
+                      skip_covered=False)
     gen = SamAutoSegmenter(sam, opts)
     gen.big_window = big_window  # 2.0: every mask windowed; 0.0: every mask upsampled whole
     fast = gen.generate(rgb, 0.5)
     stock = StockSamAutoSegmenter(sam, opts).generate(rgb, 0.5)
-    assert len(stock) >= 3
+    assert len(stock) >= 2
     assert len(fast) == len(stock)
     for f, s in zip(fast, stock, strict=True):
         full = np.zeros(shape, bool)
@@ -90,7 +111,7 @@ def test_area_filter_uses_mask_area_and_mpp() -> None:
     sam = _sharp_tiny_sam(256)
     rgb, _ = render_tissue(np.random.default_rng(0), 256, 256, mpp=0.5)
     base = dict(points_per_side=5, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                box_nms_thresh=1.0)
+                box_nms_thresh=1.0, point_prior="none", skip_covered=False)
     allm = SamAutoSegmenter(sam, AmgOptions(**base, min_area_um2=0, max_area_um2=1e9)
                             ).generate(rgb, 0.5)
     areas = sorted(r["area"] for r in allm)
