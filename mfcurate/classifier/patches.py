@@ -36,7 +36,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mfcurate.dataset import Dataset, atomic_write_json, write_parquet_atomic
+from mfcurate.dataset import (
+    Dataset,
+    Selection,
+    atomic_write_json,
+    iter_selected,
+    select_images,
+    write_parquet_atomic,
+)
 from mfcurate.errors import DatasetError
 from mfcurate.executor import Task, run_tasks
 from mfcurate.geometry import decode_mask, mask_grid
@@ -215,23 +222,34 @@ class BuildReport:
     n_positive: int
     n_disk: int
     n_rejected_skipped: int
+    notes: list[str] = field(default_factory=list)
 
 
 def _image_tasks(ds: Dataset, cfg: PatchConfig, default_mpp: float | None,
-                 sources: Sequence[str] | None) -> tuple[list[Task], int]:
-    images = ds.images(sources=sources).to_pylist()
+                 sel: Selection) -> tuple[list[Task], int]:
+    """One task per selected image with objects; also the number of rejected objects left out.
+
+    Images and objects are chosen by ``sel`` (:func:`mfcurate.dataset.iter_selected`), so
+    duplicates and held-out images (and their copies) never reach the store.
+    """
+    image_table = select_images(ds, sel)
+    images = image_table.to_pylist()
     cols = ["object_key", "image_key", "label", "centroid_xy", "bbox_xyxy", "mask_rle",
             "qa_state"]
-    objs = ds.objects(sources=sources, columns=cols)
-    rejected = pc.equal(objs.column("qa_state"), "rejected")
-    n_rejected = int(pc.sum(rejected).as_py() or 0)
-    objs = objs.filter(pc.invert(rejected))
+    count_rejected = sel.qa_states is None and not sel.include_rejected
+    read = replace(sel, include_rejected=True) if count_rejected else sel
+    n_rejected = 0
     by_image: dict[str, list[tuple[Any, ...]]] = {}
-    for r in objs.to_pylist():
-        cx, cy = r["centroid_xy"]
-        by_image.setdefault(r["image_key"], []).append(
-            (r["object_key"], r["label"], float(cx), float(cy), list(r["bbox_xyxy"]),
-             r["mask_rle"]))
+    for t in iter_selected(ds, read, cols, images=image_table.select(["image_key", "source"])):
+        if count_rejected:
+            rejected = pc.equal(t.column("qa_state"), "rejected")
+            n_rejected += int(pc.sum(rejected).as_py() or 0)
+            t = t.filter(pc.invert(pc.fill_null(rejected, False)))
+        for r in t.to_pylist():
+            cx, cy = r["centroid_xy"]
+            by_image.setdefault(r["image_key"], []).append(
+                (r["object_key"], r["label"], float(cx), float(cy), list(r["bbox_xyxy"]),
+                 r["mask_rle"]))
     tasks = []
     for im in images:
         objects = by_image.get(im["image_key"])
@@ -259,6 +277,8 @@ def build_patch_store(
     cfg: PatchConfig | None = None,
     *,
     sources: Sequence[str] | None = None,
+    selection: Selection | None = None,
+    holdout: Sequence[str] | None = None,
     default_mpp: float | None = None,
     workers: int = 1,
     scheduler: str | None = None,
@@ -275,7 +295,10 @@ def build_patch_store(
         dataset: dataset folder.
         out: store folder (default ``DATASET/patches``).
         cfg: patch geometry.
-        sources: only these sources (default all).
+        sources: only these sources (default all; ignored when ``selection`` is given).
+        selection: which images and objects to cut (default: ``sources`` minus ``holdout``).
+        holdout: ``SOURCE:SPLIT`` pairs left out (default ``midog++:test`` where present,
+            see :func:`mfcurate.classifier.pool.holdout_pairs`).
         default_mpp: µm/px for images that have none (otherwise such images are an error).
         workers: local worker processes.
         scheduler: Dask scheduler address.
@@ -288,7 +311,14 @@ def build_patch_store(
     cfg = cfg or PatchConfig()
     ds = Dataset.open(dataset)
     out_dir = Path(out) if out is not None else ds.root / "patches"
-    tasks, n_rejected = _image_tasks(ds, cfg, default_mpp, sources)
+    if selection is None:
+        from mfcurate.classifier.pool import pool_selection
+
+        selection, notes = pool_selection(ds, {"sources": sources}, holdout)
+    else:
+        notes = []
+    sel = selection.check(ds)
+    tasks, n_rejected = _image_tasks(ds, cfg, default_mpp, sel)
     if not tasks:
         raise DatasetError(f"{ds.root}: no objects to cut patches from")
     outputs = run_tasks(extract_image_patches, tasks, out_dir / ".tasks", workers=workers,
@@ -309,14 +339,14 @@ def build_patch_store(
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "n_patches": index.num_rows, "n_positive": int(targets.sum()), "n_disk": n_disk,
         "n_images": len(tasks), "n_rejected_skipped": n_rejected,
-        "shard_size": shard_size,
+        "shard_size": shard_size, "selection": sel.describe(), "notes": notes,
     }
     atomic_write_json(out_dir / STORE_FILE, meta)
     for old in out_dir.glob("data-*"):
         if old.name != data_name and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
     return BuildReport(out_dir, len(tasks), index.num_rows, int(targets.sum()), n_disk,
-                       n_rejected)
+                       n_rejected, notes)
 
 
 def _write_shards(outputs: Sequence[Path], data_dir: Path, cfg: PatchConfig,
