@@ -28,7 +28,11 @@ files under the label for a later ``compare`` step.
 ``[run] preset`` is ``"paper"`` (default) or ``"quick"`` (``mfcurate run --quick``).  A paper
 run of a recipe that trains or segments with SAM on a machine without a GPU stops before the
 first step and says what it would do and roughly how long it would take (unless
-``[run] allow_cpu = true``); it never drops to the quick preset silently.
+``[run] allow_cpu = true``); it never drops to the quick preset silently.  ``[run] holdout``
+(``["SOURCE:SPLIT", ...]``) is the default holdout of ``build-patches`` and
+``train-classifier``, and ``[run] test_set`` (``{only_sources = [...], species = [...],
+tumour_types = [...]}``) the default images of ``detect`` and ``score``, so an ablation names
+its partitions once.
 
 Relative paths (``work_dir``-relative) are resolved for source roots and for step options
 whose name looks like a path (``out``, ``root``, ``checkpoint``, ``*_dir``, ``*_path``,
@@ -65,8 +69,10 @@ from mfcurate.steps import StepContext, all_steps
 RUN_LOG = "run-log.json"
 #: Pipeline order of the known steps (a recipe may list any registered subset).
 CANONICAL_ORDER = ("ingest", "refine-masks", "harvest", "register-phh3", "build-patches",
-                   "train-classifier", "detect", "score", "export", "report", "publish")
-_PATH_KEYS = {"out", "root", "checkpoint", "dir", "path", "file", "out_dir", "model"}
+                   "train-classifier", "detect", "score", "compare", "export", "report",
+                   "publish")
+_PATH_KEYS = {"out", "root", "checkpoint", "dir", "path", "file", "out_dir", "model",
+              "pretrained"}
 _PATH_SUFFIXES = ("_dir", "_path", "_file", "_root", "_checkpoint")
 
 
@@ -251,6 +257,8 @@ def run_recipe(path_or_recipe: Path | str | Recipe, *,
     ctx.state.update(log.get("state", {}))
     ctx.state["sources"] = sources
     ctx.state["preset"] = preset = str(recipe.run.get("preset", "paper"))
+    ctx.state["holdout"] = recipe.run.get("holdout")
+    ctx.state["test_set"] = dict(recipe.run.get("test_set") or {})
     if preset not in ("paper", "quick", "auto"):
         raise RecipeError(f"{where}: [run] preset must be paper, quick or auto (got {preset!r})")
     if preset == "paper" and not recipe.run.get("allow_cpu"):
@@ -266,7 +274,7 @@ def run_recipe(path_or_recipe: Path | str | Recipe, *,
             options["sources"] = sources
         _check_options(fn, name, options, where)
         digest = _hash({"options": options, "sources": sources, "seed": ctx.seed,
-                        "dataset": str(dataset)})
+                        "dataset": str(dataset), "run": {k: recipe.run.get(k) for k in _RUN_KEYS}})
         rerun = rerun or name == from_step
         done = log["steps"].get(name)
         if not rerun and done and done.get("options_hash") == digest:
@@ -288,6 +296,10 @@ def run_recipe(path_or_recipe: Path | str | Recipe, *,
         results.append({"name": name, "status": "ran", "seconds": secs,
                         "summary": _jsonable(summary)})
     return {"work_dir": str(work_dir), "dataset": str(dataset), "steps": results}
+
+
+#: ``[run]`` keys whose change re-runs every step (they change what the steps compute).
+_RUN_KEYS = ("preset", "holdout", "test_set")
 
 
 def step_name(key: str) -> str:

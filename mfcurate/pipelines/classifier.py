@@ -5,8 +5,8 @@ They hand their products to later steps through ``ctx.state``: ``patch_store`` (
 and ``detected_images`` (image keys detection ran on), and ``score`` (the score dict).
 
 ``preset``: ``"paper"`` (default, or the recipe's ``[run] preset``) uses the documented
-defaults (64 px at 0.25 µm/px, 30 epochs ...); ``"quick"`` a CPU-sized schedule (32 px at
-0.5 µm/px, the same 16 µm field of view, 3 short epochs, two test images) for the demo and
+defaults (64 px at 0.25 µm/px, 30 epochs, 5 seeds ...); ``"quick"`` a CPU-sized schedule (32 px at
+0.5 µm/px, the same 16 µm field of view, 3 short epochs, 2 seeds, two test images) for the demo and
 ``mfcurate run --quick``.  Nothing drops to the quick preset silently: ``"auto"`` (quick
 without a GPU) must be asked for.  Explicit options always win over the preset.
 
@@ -24,10 +24,13 @@ from typing import Any
 
 from mfcurate.steps import StepContext, step
 
+#: The paper's values where they differ from the library defaults (5 seeds per run).
+_PAPER: dict[str, dict[str, Any]] = {"patches": {}, "train": {"seeds": 5}, "detect": {}}
+#: The CPU-sized schedule (2 seeds, so an ablation's comparison has two runs a side).
 _QUICK: dict[str, dict[str, Any]] = {
     "patches": {"size_px": 32, "mpp": 0.5},
     "train": {"epochs": 3, "samples_per_epoch": 256, "batch_size": 32, "balance": "sampler",
-              "seeds": 1},
+              "seeds": 2},
     "detect": {"max_images": 2, "tile": 512, "overlap": 64},
 }
 
@@ -45,7 +48,7 @@ def _preset(ctx: StepContext, preset: str | None) -> str:
 
 def _opts(ctx: StepContext, preset: str | None, group: str, given: dict[str, Any]
           ) -> dict[str, Any]:
-    base = dict(_QUICK[group]) if _preset(ctx, preset) == "quick" else {}
+    base = dict((_QUICK if _preset(ctx, preset) == "quick" else _PAPER)[group])
     base.update({k: v for k, v in given.items() if v is not None})
     return base
 
@@ -58,6 +61,26 @@ def _label(ctx: StepContext) -> str:
     return str(ctx.state.get("step_label") or "")
 
 
+def _holdout(ctx: StepContext, holdout: list[str] | None) -> list[str] | None:
+    """The step's holdout, else the recipe's ``[run] holdout`` (None: the default)."""
+    if holdout is not None:
+        return list(holdout)
+    run = ctx.state.get("holdout")
+    return list(run) if run is not None else None
+
+
+def _test_set(ctx: StepContext, **given: list[str] | None) -> dict[str, Any]:
+    """The step's image filters, else the recipe's ``[run] test_set``, as Selection keys."""
+    run = dict(ctx.state.get("test_set") or {})
+    bad = sorted(set(run) - {"only_sources", "species", "tumour_types"})
+    if bad:
+        raise ValueError(f"[run] test_set: unknown key(s) {', '.join(bad)} (only_sources, "
+                         "species, tumour_types)")
+    vals = {k: v if v is not None else run.get(k) for k, v in given.items()}
+    return {"sources": vals.get("only_sources"), "species": vals.get("species"),
+            "tumour_types": vals.get("tumour_types")}
+
+
 @step("build-patches")
 def build_patches_step(ctx: StepContext, *, out: str = "patches", size_px: int | None = None,
                        mpp: float | None = None, disk_radius_um: float = 4.0,
@@ -66,7 +89,7 @@ def build_patches_step(ctx: StepContext, *, out: str = "patches", size_px: int |
                        species: list[str] | None = None,
                        tumour_types: list[str] | None = None,
                        labels: list[str] | None = None,
-                       exclude_parts: list[str] | None = None, **_: Any) -> dict[str, Any]:
+                       exclude_parts: list[str] | None = None) -> dict[str, Any]:
     """Cut the patch store of ``ctx.dataset`` (minus the holdout) into ``work_dir/out``."""
     from dataclasses import replace
 
@@ -79,7 +102,8 @@ def build_patches_step(ctx: StepContext, *, out: str = "patches", size_px: int |
                       disk_radius_um=disk_radius_um)
     ds = Dataset.open(ctx.dataset)
     sel, notes = pool_selection(ds, {"sources": only_sources, "species": species,
-                                     "tumour_types": tumour_types, "labels": labels}, holdout)
+                                     "tumour_types": tumour_types, "labels": labels},
+                                _holdout(ctx, holdout))
     sel = replace(sel, exclude_parts=tuple(exclude_parts or ()))
     for note in notes:
         ctx.console.print(f"note: {note}", markup=False)
@@ -113,6 +137,7 @@ def train_classifier_step(ctx: StepContext, *, out: str = "classifier",
     if unknown:
         raise ValueError(f"train-classifier: unknown option(s) {', '.join(unknown)}")
     o = _opts(ctx, preset, "train", {**options, "sources": only_sources})
+    o["holdout"] = _holdout(ctx, o.get("holdout"))
     o.setdefault("seed", ctx.seed)
     cfg = TrainConfig(**o)
     run = _path(ctx, out)
@@ -132,7 +157,7 @@ def detect_step(ctx: StepContext, *, out: str = "detections", split: str = "test
                 sam_checkpoint: str | None = None, sam_model: str = "vit_h",
                 device: str | None = None, preset: str | None = None, with_val: bool = True,
                 only_sources: list[str] | None = None, species: list[str] | None = None,
-                tumour_types: list[str] | None = None, **_: Any) -> dict[str, Any]:
+                tumour_types: list[str] | None = None) -> dict[str, Any]:
     """Detect on the images of ``split`` (plus the run's validation images, for tuning)."""
     from mfcurate.classifier.detect import DetectConfig, dataset_jobs, run_detection
     from mfcurate.dataset import Selection
@@ -140,8 +165,8 @@ def detect_step(ctx: StepContext, *, out: str = "detections", split: str = "test
     o = _opts(ctx, preset, "detect", {"max_images": max_images, "tile": tile,
                                       "overlap": overlap})
     models = ctx.state.get("checkpoints") or [str(ctx.work_dir / "classifier")]
-    sel = Selection.from_options(sources=only_sources, species=species,
-                                 tumour_types=tumour_types)
+    sel = Selection.from_options(**_test_set(ctx, only_sources=only_sources, species=species,
+                                             tumour_types=tumour_types))
     jobs = dataset_jobs(ctx.dataset, split, o.get("max_images"), selection=sel)
     if with_val:
         jobs += _validation_jobs(ctx, {j.name for j in jobs})
@@ -191,7 +216,7 @@ def score_step(ctx: StepContext, *, detections: str | None = None, split: str = 
                threshold: float | None = None, mpp: float | None = None,
                out: str = "score", per_member: bool = True,
                only_sources: list[str] | None = None, species: list[str] | None = None,
-               tumour_types: list[str] | None = None, **_: Any) -> dict[str, Any]:
+               tumour_types: list[str] | None = None) -> dict[str, Any]:
     """Score the ``detect`` step's candidates: each member, then the ensemble.
 
     The threshold is tuned on images no model trained on (:mod:`mfcurate.scoring.tuning`).
@@ -210,8 +235,8 @@ def score_step(ctx: StepContext, *, detections: str | None = None, split: str = 
     summary = Path(det).parent / "summary.json"
     if keys is None and summary.exists():  # a rerun that skipped the detect step
         keys = list(json.loads(summary.read_text())["images"])
-    sel = Selection.from_options(sources=only_sources, species=species,
-                                 tumour_types=tumour_types)
+    sel = Selection.from_options(**_test_set(ctx, only_sources=only_sources, species=species,
+                                             tumour_types=tumour_types))
     kw: dict[str, Any] = {"split": split, "threshold": threshold, "mpp": mpp,
                           "image_keys": keys, "selection": sel,
                           "run": ctx.state.get("run_dir")}

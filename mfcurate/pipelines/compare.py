@@ -17,7 +17,7 @@ from mfcurate.steps import StepContext, step
 
 @step("compare")
 def compare_step(ctx: StepContext, *, a: str, b: str, metric: str = "f1",
-                 out: str = "compare.json", **_: Any) -> dict[str, Any]:
+                 out: str = "compare.json") -> dict[str, Any]:
     """Compare the per-seed scores of arm ``a`` with arm ``b`` (labels of score steps)."""
     from mfcurate.dataset import atomic_write_json
     from mfcurate.scoring.compare import compare_score_files

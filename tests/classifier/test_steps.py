@@ -22,7 +22,7 @@ def test_steps_chain_through_state(synth_dataset: Path, tmp_path: Path,
     s1 = steps["build-patches"](ctx, preset="quick")
     assert s1["size_px"] == 32 and s1["patches"] > 0
     assert ctx.state["patch_store"] == str(tmp_path / "patches")
-    s2 = steps["train-classifier"](ctx, preset="quick", epochs=1, samples_per_epoch=32,
+    s2 = steps["train-classifier"](ctx, preset="quick", epochs=1, samples_per_epoch=32, seeds=1,
                                    val_fraction=0.2, splits=["train"])
     assert s2["members"] == 1 and s2["epochs"] == 1
     assert Path(ctx.state["checkpoints"][0]).name == "model.pt"
