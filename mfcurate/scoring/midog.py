@@ -426,7 +426,8 @@ def score_detections(
     if missing:
         notes.append(f"{len(missing)} image(s) of split {split!r} have no detections "
                      f"(their figures count as FN), e.g. {missing[0]}")
-    ignored = [k for k in det.xy if k not in truth and k not in set(tuned_on)]
+    tuned_set = set(tuned_on)
+    ignored = [k for k in det.xy if k not in truth and k not in tuned_set]
     if ignored:
         notes.append(f"detections on {len(ignored)} image(s) outside the scored images "
                      "ignored")
