@@ -339,11 +339,12 @@ def check_paper_device(recipe: Recipe, dataset: Path) -> None:
         if step_name(k) == "train-classifier":
             epochs, seeds = int(opts.get("epochs", 30)), int(opts.get("seeds", 1))
             hours = n_obj * epochs * seeds / CPU_PATCHES_PER_S / 3600
-            lines.append(f"  {k}: {seeds} seed(s) x {epochs} epochs over {what}: about "
+            lines.append(f"  {k}: {seeds} seed(s) x {epochs} epochs over {what}: at least "
                          f"{hours:,.0f} CPU hours at ~{CPU_PATCHES_PER_S:.0f} patches/s")
         elif opts.get("sam_checkpoint"):
-            lines.append(f"  {k}: SAM {opts.get('sam_model', 'vit_h')} on CPU, roughly "
-                         "10-30 s per 1024 px tile embedding")
+            lines.append(f"  {k}: SAM {opts.get('sam_model', 'vit_h')} on CPU: its image "
+                         "encoder (~3 TFLOP for ViT-H) takes roughly 30 s or more per 1024 px "
+                         "tile, for every tile of every image")
         else:
             lines.append(f"  {k}: as configured")
     raise UsageError("this is a paper-scale run and no GPU is visible; it would run:\n"

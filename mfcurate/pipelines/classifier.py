@@ -211,6 +211,11 @@ def _validation_jobs(ctx: StepContext, have: set[str]) -> list[Any]:
         return []
 
 
+def _has_member_scores(csv_path: str) -> bool:
+    with open(csv_path, encoding="utf-8") as f:
+        return "member_scores" in f.readline()
+
+
 @step("score")
 def score_step(ctx: StepContext, *, detections: str | None = None, split: str = "test",
                threshold: float | None = None, mpp: float | None = None,
@@ -243,7 +248,7 @@ def score_step(ctx: StepContext, *, detections: str | None = None, split: str = 
     out_dir = _path(ctx, out)
     member_files: list[str] = []
     members: dict[str, float] = {}
-    if per_member:
+    if per_member and _has_member_scores(det):
         for label, res_m in score_members(det, ctx.dataset, **kw):
             if label == "ensemble":
                 continue
