@@ -63,7 +63,7 @@ print(f"{base} {limit} {vm('VmHWM:')} {rss0} {dt:.3f} {obj['size']} {held}")
 
 def start_standin(store: Path) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "mfcurate.publish.standin", TOKEN],
+    proc = subprocess.Popen([sys.executable, "-m", "mfcurate.testing.zenodo_standin", TOKEN],
                             stdout=subprocess.PIPE, text=True, env=env, cwd=store)
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()

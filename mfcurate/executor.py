@@ -17,7 +17,10 @@ Backends:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -28,8 +31,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mfcurate.dataset import write_parquet_atomic
+from mfcurate.errors import MfcurateError, UsageError
 
 TaskFn = Callable[[Any], pa.Table]
+#: Seconds to wait for a Dask scheduler to answer.
+SCHEDULER_TIMEOUT_S = 10
 Progress = Callable[..., Any]
 
 
@@ -114,6 +120,7 @@ def run_tasks(
     if not todo:
         return outputs
     if scheduler:
+        check_scheduler(scheduler)
         _run_dask(fn, todo, scheduler, progress)
     elif workers <= 1:
         for t, o in todo:
@@ -125,6 +132,27 @@ def run_tasks(
     return outputs
 
 
+def _worker_init() -> None:
+    """Local worker set-up: die with the parent, leave Ctrl-C to the parent.
+
+    On Linux the worker asks the kernel for SIGKILL when its parent dies
+    (``PR_SET_PDEATHSIG``), so SIGKILL or SIGTERM of the command never leaves workers
+    behind; SIGINT is ignored so that Ctrl-C reaches only the parent, which stops the pool
+    and prints one line.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        except OSError:  # pragma: no cover - no glibc (e.g. musl): best effort
+            pass
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+
+
 def _run_pool(fn: TaskFn, todo: list[tuple[Task, Path]], workers: int,
               progress: Progress | None, max_in_flight: int) -> None:
     import multiprocessing as mp
@@ -132,7 +160,8 @@ def _run_pool(fn: TaskFn, todo: list[tuple[Task, Path]], workers: int,
     ctx = mp.get_context("spawn")
     pending: set[Future[tuple[str, int]]] = set()
     it = iter(todo)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    try:
         while True:
             while len(pending) < max_in_flight:
                 nxt = next(it, None)
@@ -146,19 +175,55 @@ def _run_pool(fn: TaskFn, todo: list[tuple[Task, Path]], workers: int,
                 _, rows = fut.result()
                 if progress is not None:
                     progress(n=1, objects=rows)
+    except BaseException:  # interrupted or a task failed: stop the workers now
+        _kill_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued tasks and kill the workers (finished task files are kept)."""
+    procs = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    for p in procs:
+        p.join(timeout=5)
+
+
+#: Dask scheduler addresses mfcurate accepts (``local`` starts a throw-away cluster).
+ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss|inproc)://)?[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
+
+
+def check_scheduler(address: str) -> str:
+    """Return ``address`` if it can name a Dask scheduler (``local`` or ``[proto://]host:port``).
+
+    Raises:
+        UsageError: it cannot.
+    """
+    if address == "local" or ADDRESS.match(address):
+        return address
+    raise UsageError(f"scheduler {address!r} is not a Dask scheduler address; write "
+                     "tcp://HOST:PORT (or local)")
 
 
 def _run_dask(fn: TaskFn, todo: list[tuple[Task, Path]], scheduler: str,
               progress: Progress | None) -> None:
     from distributed import Client, LocalCluster, as_completed
 
+    check_scheduler(scheduler)
     cluster = None
     if scheduler == "local":
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise MfcurateError(f"no Dask scheduler reachable at {scheduler} within "
+                                f"{SCHEDULER_TIMEOUT_S} s ({type(exc).__name__})") from None
     try:
         futures = [client.submit(_run_one, fn, t, str(o), key=f"mfcurate-{o.stem}", pure=False)
                    for t, o in todo]

@@ -64,7 +64,8 @@ from rich.console import Console
 
 from mfcurate.dataset import atomic_write_json
 from mfcurate.errors import MfcurateError, UsageError
-from mfcurate.steps import StepContext, all_steps
+from mfcurate.pipelines.steps import StepContext, all_steps
+from mfcurate.ui import SafeConsole
 
 RUN_LOG = "run-log.json"
 #: Pipeline order of the known steps (a recipe may list any registered subset).
@@ -228,7 +229,7 @@ def run_recipe(path_or_recipe: Path | str | Recipe, *,
     Raises:
         RecipeError: unknown steps (the message lists the registered ones) or bad options.
     """
-    con = console or Console()
+    con = console or SafeConsole()
     recipe = path_or_recipe if isinstance(path_or_recipe, Recipe) \
         else Recipe.load(path_or_recipe)
     if overrides:

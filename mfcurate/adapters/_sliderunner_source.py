@@ -22,7 +22,6 @@ from mfcurate.adapters.sliderunner import (
     SlideRunnerDB,
     Spot,
     last_vote_per_person,
-    read_sliderunner,
 )
 from mfcurate.errors import SourceFormatError, SourceNotFoundError
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord
@@ -135,7 +134,7 @@ class SlideRunnerWSISource(SourceAdapter):
     def database(self) -> SlideRunnerDB:
         """The parsed database (read once)."""
         if self._db is None:
-            self._db = read_sliderunner(self.db_path)
+            self._db = self.read_database(self.db_path)
         return self._db
 
     def source_file(self) -> str:
@@ -177,7 +176,7 @@ class SlideRunnerWSISource(SourceAdapter):
                 width=w, height=h, mpp_x=mx, mpp_y=my, scanner=self.scanner,
                 vendor=probed.vendor if probed else None, tumour_type=self.tumour_type,
                 species=self.species, is_wsi=True, split=self.split_of(stem), fold=None,
-                license=self.info.license, file_found=(self.root / rel).exists())
+                license=self.info.license, file_found=self.file_ok(rel))
         return out
 
     def iter_objects(self) -> Iterator[ObjectRecord]:
@@ -188,9 +187,10 @@ class SlideRunnerWSISource(SourceAdapter):
                                                 if s.slide_uid in records else "", s.uid))
         for sp in spots:
             img = records.get(sp.slide_uid)
-            if img is None:
-                raise SourceFormatError(self.db_path, f"annotation {sp.uid} refers to slide "
-                                                      f"{sp.slide_uid}, which Slides lacks")
+            if img is None:  # read_sliderunner leaves these out; kept for other readers
+                self.skip(f"{self.source_file()}: annotation {sp.uid}",
+                          f"slide {sp.slide_uid} is not in Slides")
+                continue
             name = db.classes.get(sp.class_id)
             label = spot_label(sp.class_id, name, self.class_ids)
             if label is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import functools
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,10 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from mfcurate.adapters._mpp import plausible_mpp
-from mfcurate.errors import SourceFormatError, SourceNotFoundError
+from mfcurate.adapters.sliderunner import SlideRunnerDB, read_sliderunner
+from mfcurate.errors import SourceFormatError, SourceNotFoundError, UsageError
 from mfcurate.geometry import BoxXYXY, box_around, box_is_valid, clip_box
-from mfcurate.io.reader import ImageInfo, probe_image
+from mfcurate.io.reader import ImageInfo, check_readable, probe_image
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord, images_table, objects_table
 from mfcurate.schemas.validate import validate_images, validate_objects
 from mfcurate.schemas.vocab import LabelOrigin
@@ -70,6 +72,17 @@ class AdapterConfig:
     default_mpp: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.point_box_um, int | float) and math.isfinite(self.point_box_um)
+                and self.point_box_um > 0):
+            raise UsageError(f"point box side must be a positive number of µm, got "
+                             f"{self.point_box_um!r}")
+        if self.default_mpp is not None and not (
+                isinstance(self.default_mpp, int | float) and math.isfinite(self.default_mpp)
+                and self.default_mpp > 0):
+            raise UsageError(f"default µm/px must be a positive number, got "
+                             f"{self.default_mpp!r}")
+
 
 class SourceAdapter(abc.ABC):
     """Base class of all adapters.
@@ -93,6 +106,11 @@ class SourceAdapter(abc.ABC):
         self.config = config or AdapterConfig()
         self.missing_images: list[str] = []
         self.dropped: list[str] = []
+        #: annotations left out because they cannot be placed: ``"<what>: <why>"`` each
+        #: (NULL coordinate, unknown image id, unknown class id).
+        self.skipped: list[str] = []
+        #: image files present but unreadable (relative path -> why); ``file_found`` is False.
+        self.unreadable: dict[str, str] = {}
         if not self.root.exists():
             raise SourceNotFoundError(self.root, self.expected_files(), self.key)
         self.locate()
@@ -148,6 +166,11 @@ class SourceAdapter(abc.ABC):
         """Header metadata of an image file relative to the root, or None when missing.
 
         Missing files are remembered in :attr:`missing_images`; with ``strict`` they raise.
+        A file that is there but cannot be read (bad header, truncated pixel data: see
+        :func:`~mfcurate.io.reader.check_readable`) is remembered in :attr:`unreadable` and
+        in :attr:`missing_images` (as ``"<path> (unreadable: <why>)"``), so later steps skip
+        it (``file_found`` is False); with ``strict`` it raises.  Its header, when it could
+        be read, still gives the size.
         """
         path = self.root / rel_path
         if not path.exists():
@@ -157,7 +180,40 @@ class SourceAdapter(abc.ABC):
             return None
         if not self.config.probe_images:
             return None
-        return probe_image(path)
+        info: ImageInfo | None = None
+        try:
+            info = probe_image(path)
+            why = check_readable(path)
+        except SourceFormatError as exc:
+            why = exc.detail
+        if why is not None:
+            if self.config.strict:
+                raise SourceFormatError(path, f"unreadable image ({why})")
+            self.unreadable[rel_path] = why
+            self.missing_images.append(f"{rel_path} (unreadable: {why})")
+        return info
+
+    def file_ok(self, rel_path: str) -> bool:
+        """Whether the image file exists and was not found unreadable (``file_found``)."""
+        return rel_path not in self.unreadable and (self.root / rel_path).exists()
+
+    def read_database(self, path: Path, **kwargs: Any) -> SlideRunnerDB:
+        """Read a SlideRunner database; its left-out annotations go to :attr:`skipped`.
+
+        Left out (by :func:`~mfcurate.adapters.sliderunner.read_sliderunner`): NULL
+        coordinates, unknown slide ids, unknown class ids.
+        """
+        db = read_sliderunner(path, **kwargs)
+        try:
+            name = path.relative_to(self.root).as_posix()
+        except ValueError:
+            name = path.as_posix()
+        self.skipped.extend(f"{name}: {p}" for p in db.problems)
+        return db
+
+    def skip(self, what: str, why: str) -> None:
+        """Leave an annotation out, named and counted in :attr:`skipped`."""
+        self.skipped.append(f"{what}: {why}")
 
     def mpp_or_default(self, mpp: float | None) -> float | None:
         """The file's µm/px, else the configured default, else the source's nominal one."""
@@ -191,7 +247,7 @@ class SourceAdapter(abc.ABC):
             height=probed.height if probed else None, mpp_x=mx, mpp_y=my, scanner=scanner,
             vendor=probed.vendor if probed else None, tumour_type=tumour_type,
             species=species, is_wsi=False, split=split, fold=None, license=self.info.license,
-            file_found=(self.root / rel_path).exists())
+            file_found=self.file_ok(rel_path))
 
     def point_box(self, x: float, y: float, mpp: float | None) -> BoxXYXY:
         """Box of side ``config.point_box_um`` (converted with ``mpp``) around a point.

@@ -7,14 +7,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mfcurate.adapters import fields as F
 from mfcurate.adapters import register
 from mfcurate.adapters._labels import label_for_name
+from mfcurate.adapters._mpp import plausible_mpp
 from mfcurate.adapters.base import SourceAdapter, SourceInfo
+from mfcurate.adapters.fields import Where
 from mfcurate.errors import SourceFormatError, SourceNotFoundError
 from mfcurate.geometry import mask_to_record
 from mfcurate.io.geojson import Feature, polygon_to_mask, read_features
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord
 from mfcurate.schemas.vocab import Label, LabelOrigin, MaskOrigin, Species, Split
+from mfcurate.units import MPP_RANGE, is_plausible_mpp
 
 IMAGE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".tif", ".tiff", ".png", ".jpg", ".jpeg",
                   ".bmp", ".bif", ".vms")
@@ -84,17 +88,27 @@ class Folder(SourceAdapter):
         self.files = files
 
     def _read_config(self) -> dict[str, Any]:
+        """``mfcurate.toml``, every table and key checked (unknown keys are refused)."""
         if self.config_path is None:
             return {}
+        path = self.config_path
         try:
-            cfg = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
+            cfg = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise SourceFormatError(self.config_path, f"invalid TOML ({exc})") from exc
-        for name, value in cfg.get("classes", {}).items():
-            if value != IGNORE and value not in {v.value for v in Label}:
-                raise SourceFormatError(self.config_path, f"[classes] {name!r} = {value!r} is "
-                                        f"not a label ({', '.join(v.value for v in Label)}) "
-                                        f"or 'ignore'")
+            raise SourceFormatError(path, f"invalid TOML ({exc})") from exc
+        top = Where(path, "")
+        F.unknown_keys(cfg, ("dataset", "classes", "images"), top, "(top level)")
+        _check_settings(F.mapping(cfg.get("dataset"), top, "dataset", optional=True),
+                        Where(path, "table dataset"))
+        labels = [v.value for v in Label]
+        for name, value in F.mapping(cfg.get("classes"), top, "classes",
+                                     optional=True).items():
+            if value != IGNORE and value not in labels:
+                raise SourceFormatError(path, f"table classes: {name!r} = {value!r} is "
+                                        f"not a label ({', '.join(labels)}) or 'ignore'")
+        for rel, per in F.mapping(cfg.get("images"), top, "images", optional=True).items():
+            _check_settings(F.mapping(per, top, f"images.{rel!r}"),
+                            Where(path, f"table images.{rel!r}"))
         return cfg
 
     def source_card(self) -> dict[str, Any]:  # type: ignore[override]
@@ -137,25 +151,24 @@ class Folder(SourceAdapter):
                                               f"(also {ids[iid].name}); rename one")
             ids[iid] = path
             info = self.probe(rel)
-            if info is None:
+            if info is None and rel not in self.unreadable:
                 raise SourceFormatError(path, "cannot read the image header")
-            mpp_x = info.mpp_x or _float(self._setting(rel, "mpp")) or self.config.default_mpp
-            mpp_y = info.mpp_y or mpp_x
-            species = self._setting(rel, "species")
-            if species is not None and species not in {s.value for s in Species}:
-                raise SourceFormatError(self.config_path or path, f"species {species!r} is not "
-                                        f"one of {[s.value for s in Species]}")
-            split = str(self._setting(rel, "split") or Split.UNASSIGNED.value)
-            if split not in {s.value for s in Split}:
-                raise SourceFormatError(self.config_path or path, f"split {split!r} is not one "
-                                        f"of {[s.value for s in Split]}")
+            setting_mpp = self._setting(rel, "mpp")
+            mpp_x = plausible_mpp(info.mpp_x if info else None) or \
+                (float(setting_mpp) if setting_mpp is not None else None) or \
+                self.config.default_mpp
+            mpp_y = plausible_mpp(info.mpp_y if info else None) or mpp_x
             out.append((path, ImageRecord(
                 image_key=self.image_key(iid), source=self.key, source_image_id=iid, path=rel,
-                width=info.width, height=info.height, mpp_x=mpp_x, mpp_y=mpp_y,
-                scanner=self._setting(rel, "scanner"), vendor=info.vendor,
-                tumour_type=_lower(self._setting(rel, "tumour_type")), species=species,
-                is_wsi=info.is_wsi, split=split, fold=None,
-                license=str(self._setting(rel, "license") or "unknown"), file_found=True)))
+                width=info.width if info else None, height=info.height if info else None,
+                mpp_x=mpp_x, mpp_y=mpp_y, scanner=self._setting(rel, "scanner"),
+                vendor=info.vendor if info else None,
+                tumour_type=_lower(self._setting(rel, "tumour_type")),
+                species=self._setting(rel, "species"),
+                is_wsi=info.is_wsi if info else path.suffix.lower() in _WSI_SUFFIXES,
+                split=str(self._setting(rel, "split") or Split.UNASSIGNED.value), fold=None,
+                license=str(self._setting(rel, "license") or "unknown"),
+                file_found=self.file_ok(rel))))
         self._cache = out
         return out
 
@@ -239,11 +252,25 @@ class Folder(SourceAdapter):
                             area_um2=area_um2)
 
 
-def _float(v: Any) -> float | None:
-    try:
-        return float(v) if v is not None else None
-    except (TypeError, ValueError):
-        return None
+_TEXT_KEYS = ("name", "license", "citation", "doi", "homepage", "tumour_type", "scanner")
+_SETTING_KEYS = (*_TEXT_KEYS, "species", "split", "mpp", "default_label")
+_WSI_SUFFIXES = frozenset({".svs", ".ndpi", ".mrxs", ".scn", ".bif", ".vms"})
+
+
+def _check_settings(table: Any, at: Where) -> None:
+    """Types and values of a ``[dataset]`` or ``[images."..."]`` table."""
+    F.unknown_keys(table, _SETTING_KEYS, at, "(table)")
+    for k in _TEXT_KEYS:
+        F.text(table.get(k), at, k, optional=True)
+    F.text(table.get("species"), at, "species", optional=True,
+           choices=[s.value for s in Species])
+    F.text(table.get("split"), at, "split", optional=True, choices=[s.value for s in Split])
+    F.text(table.get("default_label"), at, "default_label", optional=True,
+           choices=[v.value for v in Label])
+    mpp = F.number(table.get("mpp"), at, "mpp", optional=True, positive=True)
+    if mpp is not None and not is_plausible_mpp(mpp):
+        raise at.error("mpp", f"{mpp:g} µm/px is outside the plausible range "
+                              f"{MPP_RANGE[0]:g}..{MPP_RANGE[1]:g}")
 
 
 def _lower(v: Any) -> str | None:

@@ -157,7 +157,7 @@ class ICPR2012(SourceAdapter):
                     objs.append(_Obj(stem, str(k), self._rel(f), pix, None, lineno))
         else:
             for split, path in sorted(self.db_paths.items()):
-                db = read_sliderunner(path)
+                db = self.read_database(path)
                 src = self._rel(path)
                 for s in sorted(db.slides.values(), key=lambda s: s.filename):
                     stem = Path(s.filename).stem
@@ -303,8 +303,8 @@ def _overlay_scores(image: Path, overlay: Path, pixels: list[np.ndarray]
         with Image.open(image) as a, Image.open(overlay) as b:
             img = np.asarray(a.convert("RGB"), dtype=np.int16)
             ovl = np.asarray(b.convert("RGB"), dtype=np.int16)
-    except OSError:
-        return None
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None  # an unreadable image or overlay gives no evidence
     if img.shape != ovl.shape:
         return None
     changed = np.abs(ovl - img).sum(axis=2) > 90

@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mfcurate.adapters import fields as F
 from mfcurate.adapters import register
 from mfcurate.adapters._labels import label_for_name
+from mfcurate.adapters._mpp import plausible_mpp
 from mfcurate.adapters.base import SourceAdapter, SourceInfo
-from mfcurate.adapters.sliderunner import last_vote_per_person, read_sliderunner
+from mfcurate.adapters.fields import Where
+from mfcurate.adapters.sliderunner import last_vote_per_person
 from mfcurate.errors import SourceFormatError, SourceNotFoundError
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord
 from mfcurate.schemas.vocab import LabelOrigin, Species, Split
@@ -180,11 +183,12 @@ class MIDOGpp(SourceAdapter):
         return out
 
     def _load_json(self) -> tuple[dict[int, dict[str, Any]], dict[int, str], list[dict[str, Any]]]:
+        """Images (id -> typed fields), categories (id -> name) and the raw annotation list."""
         path = self.json_path
         if path is None:
             raise RuntimeError("no JSON located")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as exc:
             raise SourceFormatError(path, f"invalid JSON at line {exc.lineno} column "
                                           f"{exc.colno}: {exc.msg}") from exc
@@ -193,19 +197,66 @@ class MIDOGpp(SourceAdapter):
         if not isinstance(data, dict) or not {"images", "annotations", "categories"} <= set(data):
             raise SourceFormatError(path, "expected a COCO-like object with 'images', "
                                           "'annotations' and 'categories'")
+        top = Where(path, "")
         images: dict[int, dict[str, Any]] = {}
-        for i, im in enumerate(data["images"]):
-            try:
-                images[int(im["id"])] = im
-            except (KeyError, TypeError, ValueError) as exc:
-                raise SourceFormatError(path, f"images[{i}] has no integer 'id'") from exc
-        cats = {}
-        for c in data["categories"]:
-            cats[int(c["id"])] = str(c["name"])
-        anns = data["annotations"]
-        if not isinstance(anns, list):
-            raise SourceFormatError(path, "'annotations' is not a list")
+        for i, im in enumerate(F.items(data["images"], top, "images")):
+            at = Where(path, f"images[{i}]")
+            im = F.mapping(im, at.sub(""), f"images[{i}]")
+            iid = F.req_integer(im.get("id"), at, "id")
+            if iid in images:
+                raise at.error("id", f"duplicate image id {iid}")
+            images[iid] = {
+                "file_name": F.text(im.get("file_name"), at, "file_name", optional=True,
+                                    nonempty=True) or f"{iid:03d}.tiff",
+                "width": F.size_px(im.get("width"), at, "width"),
+                "height": F.size_px(im.get("height"), at, "height"),
+                "tumor_type": F.text(im.get("tumor_type"), at, "tumor_type", optional=True)}
+        cats: dict[int, str] = {}
+        for i, c in enumerate(F.items(data["categories"], top, "categories")):
+            at = Where(path, f"categories[{i}]")
+            c = F.mapping(c, at.sub(""), f"categories[{i}] (expected {{id, name}})")
+            cats[F.req_integer(c.get("id"), at, "id")] = F.req_text(c.get("name"), at, "name")
+        anns = F.items(data["annotations"], top, "annotations")
         return images, cats, anns
+
+    def _json_annotations(self, images: dict[int, dict[str, Any]], cats: dict[int, str],
+                          anns: list[Any]) -> list[dict[str, Any]]:
+        """Typed annotations of the JSON; unknown image or class ids are skipped (named)."""
+        path = self.json_path
+        if path is None:
+            raise RuntimeError("no JSON located")
+        rel = path.relative_to(self.root).as_posix()
+        out: list[dict[str, Any]] = []
+        seen: dict[int, int] = {}
+        for i, a in enumerate(anns):
+            at = Where(path, f"annotations[{i}]")
+            a = F.mapping(a, at.sub(""), f"annotations[{i}]")
+            aid = F.req_integer(a.get("id"), at, "id")
+            if aid in seen:
+                raise at.error("id", f"duplicate annotation id {aid} (also annotations"
+                                     f"[{seen[aid]}])")
+            seen[aid] = i
+            x0, y0, x1, y1 = F.numbers(a.get("bbox"), at, "bbox", n=4)
+            if x1 <= x0 or y1 <= y0:
+                raise at.error("bbox", f"{[x0, y0, x1, y1]} is not [x1, y1, x2, y2] with "
+                                       "x2 > x1 and y2 > y1")
+            cat = F.req_integer(a.get("category_id"), at, "category_id")
+            iid = F.req_integer(a.get("image_id"), at, "image_id")
+            votes_raw = [F.req_integer(v, at, f"labels[{k}]")
+                         for k, v in enumerate(F.items(a.get("labels"), at, "labels",
+                                                       optional=True))]
+            if iid not in images:
+                self.skip(f"{rel}: annotations[{i}] (id {aid})", f"unknown image id {iid}")
+                continue
+            if cat not in cats:
+                self.skip(f"{rel}: annotations[{i}] (id {aid})", f"unknown category id {cat}")
+                continue
+            votes = [{"annotator": f"expert {k + 1}", "label": _lab(cats.get(v))}
+                     for k, v in enumerate(votes_raw)]
+            out.append({"id": aid, "image_id": iid, "box": (x0, y0, x1, y1),
+                        "class_name": cats[cat], "votes": votes or None,
+                        "origin": LabelOrigin.BOX.value, "file": rel})
+        return out
 
     def labelled(self, image_id: int, xval: dict[int, dict[str, str]],
                  annotated: set[int]) -> bool:
@@ -221,31 +272,13 @@ class MIDOGpp(SourceAdapter):
         if self.json_path is not None:
             images, cats, anns = self._load_json()
             for iid, im in images.items():
-                files[iid] = (str(im.get("file_name", f"{iid:03d}.tiff")), im.get("width"),
-                              im.get("height"), im.get("tumor_type"))
-            for i, a in enumerate(anns):
-                try:
-                    x0, y0, x1, y1 = (float(v) for v in a["bbox"])
-                    cat = int(a["category_id"])
-                    iid = int(a["image_id"])
-                    aid = int(a["id"])
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise SourceFormatError(self.json_path, f"annotations[{i}] lacks a valid "
-                                                            "bbox/category_id/image_id/id") from exc
-                if x1 <= x0 or y1 <= y0:
-                    raise SourceFormatError(self.json_path, f"annotations[{i}] (id {aid}): bbox "
-                                                            f"{a['bbox']} is not [x1, y1, x2, y2]")
-                votes = [{"annotator": f"expert {k + 1}", "label": _lab(cats.get(int(v)))}
-                         for k, v in enumerate(a.get("labels") or [])]
-                annotations.append({"id": aid, "image_id": iid, "box": (x0, y0, x1, y1),
-                                    "class_name": cats.get(cat), "votes": votes or None,
-                                    "origin": LabelOrigin.BOX.value,
-                                    "file": self.json_path.relative_to(self.root).as_posix()})
+                files[iid] = (im["file_name"], im["width"], im["height"], im["tumor_type"])
+            annotations = self._json_annotations(images, cats, anns)
         else:
             assert_sql = self.sqlite_path
             if assert_sql is None:
                 raise RuntimeError("no SQLite located")
-            db = read_sliderunner(assert_sql)
+            db = self.read_database(assert_sql)
             for uid, s in db.slides.items():
                 iid = _id_from_filename(s.filename, uid)
                 files[iid] = (s.filename, s.width, s.height, None)
@@ -273,7 +306,7 @@ class MIDOGpp(SourceAdapter):
                 raise SourceFormatError(self.xval_path or self.root,
                                         f"Slide {iid}: unknown Dataset value {split!r}")
             species = row.get("Species", "").strip().lower() or self.default_species()
-            meta.append(_ImageMeta(iid, fn, int(w) if w else None, int(h) if h else None, split,
+            meta.append(_ImageMeta(iid, fn, w, h, split,
                                    normalise_tumour(row.get("Tumor") or tumour
                                                     or self.default_tumour(iid)),
                                    normalise_scanner(row.get("Scanner")
@@ -315,15 +348,15 @@ class MIDOGpp(SourceAdapter):
                                         probed.mpp_y, probed.vendor)
             else:
                 w, h, mx, my, vendor = m.width, m.height, None, None, None
-            mpp_x = mx or self.config.default_mpp or nominal or self.info.nominal_mpp
-            mpp_y = my or mpp_x
+            mpp_x = plausible_mpp(mx) or self.config.default_mpp or nominal \
+                or self.info.nominal_mpp
+            mpp_y = plausible_mpp(my) or mpp_x
             out[m.image_id] = ImageRecord(
                 image_key=self.image_key(str(m.image_id)), source=self.key,
                 source_image_id=str(m.image_id), path=rel, width=w, height=h,
                 mpp_x=mpp_x, mpp_y=mpp_y, scanner=m.scanner, vendor=vendor,
                 tumour_type=m.tumour_type, species=m.species, is_wsi=False, split=m.split,
-                fold=None, license=self.info.license, file_found=probed is not None
-                or (self.root / rel).exists())
+                fold=None, license=self.info.license, file_found=self.file_ok(rel))
         return out
 
     def iter_objects(self) -> Iterator[ObjectRecord]:
@@ -333,9 +366,9 @@ class MIDOGpp(SourceAdapter):
             img = records[a["image_id"]]
             label = label_for_name(a["class_name"])
             if label is None:
-                raise SourceFormatError(self.json_path or self.sqlite_path or self.root,
-                                        f"annotation {a['id']}: unknown class "
-                                        f"{a['class_name']!r}")
+                self.skip(f"{a['file']}: annotation {a['id']}",
+                          f"class {a['class_name']!r} is not a cell class of the vocabulary")
+                continue
             if "box" in a:
                 x0, y0, x1, y1 = a["box"]
                 cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0

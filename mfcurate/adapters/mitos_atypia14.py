@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from mfcurate.adapters import fields as F
 from mfcurate.adapters import register
 from mfcurate.adapters._point_csv import read_number_rows
 from mfcurate.adapters._sliderunner_source import spot_label, vote_records
 from mfcurate.adapters.base import SourceAdapter, SourceInfo
-from mfcurate.adapters.sliderunner import read_sliderunner
+from mfcurate.adapters.fields import Where
 from mfcurate.errors import SourceNotFoundError, UsageError
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord
 from mfcurate.schemas.vocab import Label, Split
@@ -132,14 +133,16 @@ class MitosAtypia14(SourceAdapter):
                 frames.add(frame)
                 self.slide_dirs.setdefault(frame, self._rel(f.parents[1]))
                 for k, (lineno, vals) in enumerate(
-                        read_number_rows(f, min_fields=2, max_fields=3), start=1):
-                    conf = vals[2] if len(vals) > 2 else None
+                        read_number_rows(f, min_fields=2, max_fields=3,
+                                         names=("x", "y", "confidence")), start=1):
+                    conf = F.number(vals[2], Where(f, f"line {lineno}"), "confidence", lo=0.0,
+                                    hi=1.0) if len(vals) > 2 else None
                     anns.append(_Ann(frame, f"{prefix}{k}", vals[0], vals[1], label, name,
                                      self._rel(f), confidence=conf, line=lineno))
         else:
             if self.db_path is None:
                 raise RuntimeError("no database located")
-            db = read_sliderunner(self.db_path)
+            db = self.read_database(self.db_path)
             src = self._rel(self.db_path)
             by_uid = {s.uid: Path(s.filename).stem for s in db.slides.values()}
             frames.update(by_uid.values())

@@ -17,6 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mfcurate.adapters.fields import (
+    Where,
+    integer,
+    req_integer,
+    req_number,
+    req_text,
+    size_px,
+    text,
+)
 from mfcurate.errors import SourceFormatError
 
 SPOT = 1
@@ -76,6 +85,8 @@ class SlideRunnerDB:
     spots: list[Spot]
     regions: list[Region]
     skipped_deleted: int = 0
+    #: annotations left out, each named with why (NULL coordinate, unknown slide or class).
+    problems: list[str] = field(default_factory=list)
 
 
 def _columns(con: sqlite3.Connection, table: str) -> set[str]:
@@ -153,62 +164,110 @@ def read_sliderunner(path: Path, *, with_regions: bool = False,
 
 def _read(con: sqlite3.Connection, path: Path, tables: set[str], with_regions: bool,
           spot_types: Sequence[int]) -> SlideRunnerDB:
-    scols = _columns(con, "Slides")
-    sel = ["uid", "filename"] + [c if c in scols else "NULL" for c in ("directory", "width",
-                                                                        "height")]
-    slides = {}
-    for uid, fn, d, w, h in con.execute(f"SELECT {', '.join(sel)} FROM Slides"):
-        if fn is None:
-            raise SourceFormatError(path, f"Slides row uid={uid} has no filename")
-        slides[int(uid)] = Slide(int(uid), str(fn), None if d in (None, "") else str(d),
-                                 int(w) if w else None, int(h) if h else None)
-    classes = {int(u): str(n) for u, n in con.execute("SELECT uid, name FROM Classes")}
+    slides = _read_slides(con, path)
+    classes: dict[int, str] = {}
+    for u, n in con.execute("SELECT uid, name FROM Classes"):
+        at = Where(path, f"Classes row uid={u!r}")
+        classes[req_integer(u, at, "uid")] = text(n, at, "name", optional=True) or ""
     persons: dict[int, str] = {}
     if "Persons" in tables:
-        persons = {int(u): str(n) for u, n in con.execute("SELECT uid, name FROM Persons")}
+        for u, n in con.execute("SELECT uid, name FROM Persons"):
+            at = Where(path, f"Persons row uid={u!r}")
+            persons[req_integer(u, at, "uid")] = str(n) if n is not None else "unknown"
 
     acols = _columns(con, "Annotations")
     deleted_sel = "deleted" if "deleted" in acols else "0"
     ann = con.execute(
         f"SELECT uid, slide, type, agreedClass, {deleted_sel} FROM Annotations ORDER BY uid"
     ).fetchall()
-    ccols = _columns(con, "Annotations_coordinates")
-    order = "orderIdx" if "orderIdx" in ccols else "NULL"
-    coords: dict[int, list[tuple[float, float]]] = defaultdict(list)
-    for anno, x, y in con.execute(
-        f"SELECT annoId, coordinateX, coordinateY FROM Annotations_coordinates "
-        f"ORDER BY annoId, CASE WHEN {order} IS NULL THEN 1 ELSE 0 END, {order}, uid"
-    ):
-        if x is None or y is None:
-            continue
-        coords[int(anno)].append((float(x), float(y)))
-
-    votes: dict[int, list[Vote]] = defaultdict(list)
-    if "Annotations_label" in tables:
-        for anno, person, cls in con.execute(
-            "SELECT annoId, person, class FROM Annotations_label ORDER BY annoId, uid"
-        ):
-            name = persons.get(int(person), str(person)) if person is not None else "unknown"
-            cname = classes.get(int(cls)) if cls else None
-            votes[int(anno)].append(Vote(name, cname))
+    coords, null_coords = _read_coordinates(con, path)
+    votes = _read_votes(con, path, tables, classes, persons)
 
     spots: list[Spot] = []
     regions: list[Region] = []
     skipped = 0
-    for uid, slide, typ, agreed, deleted in ann:
-        if deleted:
+    problems: list[str] = []
+    for row in ann:
+        at = Where(path, f"Annotations row uid={row[0]!r}")
+        uid = req_integer(row[0], at, "uid")
+        slide = req_integer(row[1], at, "slide")
+        typ = integer(row[2], at, "type", optional=True) or 0
+        agreed = integer(row[3], at, "agreedClass", optional=True) or 0
+        if integer(row[4], at, "deleted", optional=True):
             skipped += 1
             continue
-        pts = coords.get(int(uid), [])
-        if int(typ or 0) in spot_types:
-            if not pts:
-                continue
+        pts = coords.get(uid, [])
+        is_spot = typ in spot_types
+        if not is_spot and not with_regions:
+            continue
+        if slide not in slides:
+            problems.append(f"annotation {uid}: slide {slide} is not in Slides")
+            continue
+        if agreed and agreed not in classes:
+            problems.append(f"annotation {uid}: class id {agreed} is not in Classes")
+            continue
+        if not pts:
+            why = "NULL coordinate" if uid in null_coords else "no coordinate"
+            problems.append(f"annotation {uid}: {why}")
+            continue
+        if is_spot:
             x, y = pts[0]
-            spots.append(Spot(int(uid), int(slide), int(agreed or 0), x, y,
-                              votes.get(int(uid), [])))
-        elif with_regions and pts:
-            regions.append(Region(int(uid), int(slide), int(typ), int(agreed or 0), pts))
-    return SlideRunnerDB(path, slides, classes, spots, regions, skipped)
+            spots.append(Spot(uid, slide, agreed, x, y, votes.get(uid, [])))
+        else:
+            regions.append(Region(uid, slide, typ, agreed, pts))
+    return SlideRunnerDB(path, slides, classes, spots, regions, skipped, problems)
+
+
+def _read_slides(con: sqlite3.Connection, path: Path) -> dict[int, Slide]:
+    scols = _columns(con, "Slides")
+    sel = ["uid", "filename"] + [c if c in scols else "NULL" for c in ("directory", "width",
+                                                                        "height")]
+    slides: dict[int, Slide] = {}
+    for uid, fn, d, w, h in con.execute(f"SELECT {', '.join(sel)} FROM Slides"):
+        at = Where(path, f"Slides row uid={uid!r}")
+        u = req_integer(uid, at, "uid")
+        name = req_text(fn, at, "filename", nonempty=True)
+        directory = None if d in (None, "") else str(d)
+        slides[u] = Slide(u, name, directory, size_px(w, at, "width"),
+                          size_px(h, at, "height"))
+    return slides
+
+
+def _read_coordinates(con: sqlite3.Connection, path: Path
+                      ) -> tuple[dict[int, list[tuple[float, float]]], set[int]]:
+    """Vertices per annotation in order, and the annotations with a NULL coordinate."""
+    ccols = _columns(con, "Annotations_coordinates")
+    order = "orderIdx" if "orderIdx" in ccols else "NULL"
+    coords: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    nulls: set[int] = set()
+    for uid, anno, x, y in con.execute(
+        f"SELECT uid, annoId, coordinateX, coordinateY FROM Annotations_coordinates "
+        f"ORDER BY annoId, CASE WHEN {order} IS NULL THEN 1 ELSE 0 END, {order}, uid"
+    ):
+        at = Where(path, f"Annotations_coordinates row uid={uid!r}")
+        a = req_integer(anno, at, "annoId")
+        if x is None or y is None:
+            nulls.add(a)
+            continue
+        coords[a].append((req_number(x, at, "coordinateX"), req_number(y, at, "coordinateY")))
+    return coords, nulls
+
+
+def _read_votes(con: sqlite3.Connection, path: Path, tables: set[str], classes: dict[int, str],
+                persons: dict[int, str]) -> dict[int, list[Vote]]:
+    votes: dict[int, list[Vote]] = defaultdict(list)
+    if "Annotations_label" not in tables:
+        return votes
+    for uid, anno, person, cls in con.execute(
+        "SELECT uid, annoId, person, class FROM Annotations_label ORDER BY annoId, uid"
+    ):
+        at = Where(path, f"Annotations_label row uid={uid!r}")
+        a = req_integer(anno, at, "annoId")
+        p = integer(person, at, "person", optional=True)
+        c = integer(cls, at, "class", optional=True)
+        name = persons.get(p, str(p)) if p is not None else "unknown"
+        votes[a].append(Vote(name, classes.get(c) if c else None))
+    return votes
 
 
 def last_vote_per_person(votes: Sequence[Vote], exclude: Sequence[str] = ()) -> list[Vote]:

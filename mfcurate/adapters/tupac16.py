@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mfcurate.adapters import fields as F
 from mfcurate.adapters import register
 from mfcurate.adapters._point_csv import read_number_rows
 from mfcurate.adapters._sliderunner_source import spot_label, vote_records
 from mfcurate.adapters.base import SourceAdapter, SourceInfo
-from mfcurate.adapters.sliderunner import read_sliderunner
+from mfcurate.adapters.fields import Where
 from mfcurate.errors import SourceFormatError, SourceNotFoundError, UsageError
 from mfcurate.io.reader import probe_image
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord
@@ -31,6 +32,13 @@ _DBS: dict[str, tuple[str, ...]] = {
 }
 _STITCH_JSON = ("TUPACStitchInformation.json", "databases/TUPACStitchInformation.json")
 _MODES = ("csv", *_DBS)
+#: Default search order: the alternative labels (what the paper used) win over the original.
+_ORDER: tuple[tuple[str, str], ...] = (
+    ("csv", "alternative"), ("alternative", "alternative"),
+    ("alternative-manual", "alternative"), ("csv", "original"), ("tiles", "original"),
+    ("stitched", "original"))
+_LABEL_SETS = {"alternative": "alternative labels (Bertram et al. 2020)",
+               "original": "original TUPAC16 labels (Veta et al. 2019)"}
 
 
 @dataclass(frozen=True)
@@ -92,8 +100,16 @@ class TUPAC16(SourceAdapter):
     * The 73 cases were the challenge's training set (test labels never released): every
       image is ``train``.
 
+    * **Which labels.**  When both sets are present the alternative labels (what OMG-Net and
+      Bertram et al. used) win: the default order is alternative csv (``TUPAC_AL/`` or a
+      ``mitoses_ground_truth`` with a ``nonmitoses_ground_truth`` beside it), the
+      ``alternative`` DB, the ``alternative-manual`` DB, then the original csv, ``tiles`` and
+      ``stitched`` DBs.  The set read and its file go into the manifest (``label_set``,
+      printed by ``mfcurate info``).
+
     Options: ``annotations`` = ``csv`` | ``tiles`` | ``alternative`` | ``stitched`` |
-    ``alternative-manual`` (default: the first found in that order); ``hard_negatives`` =
+    ``alternative-manual`` (default: the first found in the order above); ``label_set`` =
+    ``alternative`` | ``original`` (default: alternative when present); ``hard_negatives`` =
     ``yes`` (default) | ``no`` (csv mode: read ``nonmitoses_ground_truth/``).
     """
 
@@ -119,32 +135,65 @@ class TUPAC16(SourceAdapter):
         if want is not None and want not in _MODES:
             raise UsageError(f"tupac16: option annotations={want!r}; choose one of "
                              f"{', '.join(_MODES)}")
+        label_set = str(self.config.options.get("label_set") or "").lower() or None
+        if label_set not in (None, "alternative", "original"):
+            raise UsageError(f"tupac16: option label_set={label_set!r}; choose alternative or "
+                             "original")
         self.mode = ""
         self.db_path: Path | None = None
-        for mode in _MODES if want is None else (want,):
+        self.csv_dir = self.root
+        for mode, labels in _ORDER:
+            if (want is not None and mode != want) or (label_set and labels != label_set):
+                continue
             if mode == "csv":
-                if (self.root / "mitoses_ground_truth").is_dir():
-                    self.mode = mode
-                    break
-                continue
-            try:
-                self.db_path = self.find(*_DBS[mode])
-            except SourceNotFoundError:
-                continue
-            self.mode = mode
+                found = self._csv_folder(labels)
+                if found is None:
+                    continue
+                self.csv_dir = found
+            else:
+                try:
+                    self.db_path = self.find(*_DBS[mode])
+                except SourceNotFoundError:
+                    continue
+            self.mode, self.label_set = mode, labels
             break
         if not self.mode:
-            looked = ["mitoses_ground_truth/"] if want in (None, "csv") else []
+            looked = ["mitoses_ground_truth/", "TUPAC_AL/mitoses_ground_truth/"] \
+                if want in (None, "csv") else []
             looked += [p for m in _MODES[1:] if want in (None, m) for p in _DBS[m]]
             raise SourceNotFoundError(self.root, looked, self.key)
+        what = self._rel(self.csv_dir / "mitoses_ground_truth") + "/" if self.mode == "csv" \
+            else self._rel(self.db_path) if self.db_path is not None else ""
+        variant = " (manual only)" if self.mode == "alternative-manual" else ""
+        #: which label set was read and from where (recorded in the manifest, shown by info)
+        self.labels_read = f"{_LABEL_SETS[self.label_set]}{variant}, read from {what}"
         #: image folders: ``mitoses_image_data`` or the release's ``..._part_N`` archives
         self.image_dirs = sorted(d for d in self.root.glob("mitoses_image_data*") if d.is_dir())
         self._anns: list[_Ann] | None = None
         self._ids: list[str] | None = None
 
+    def _csv_folder(self, labels: str) -> Path | None:
+        """Folder holding ``mitoses_ground_truth/`` with the given label set, or None.
+
+        The alternative labels ship ``TUPAC_AL/{mitoses,nonmitoses}_ground_truth``; a root
+        ``mitoses_ground_truth`` is the alternative set when ``nonmitoses_ground_truth`` (hard
+        negatives, which only the alternative labels have) lies beside it, else the original.
+        """
+        for base in (self.root / "TUPAC_AL", self.root):
+            if not (base / "mitoses_ground_truth").is_dir():
+                continue
+            alt = base.name == "TUPAC_AL" or (base / "nonmitoses_ground_truth").is_dir()
+            if (labels == "alternative") == alt:
+                return base
+        return None
+
+    def source_card(self) -> dict[str, Any]:  # type: ignore[override]
+        """The source card plus ``label_set``: which labels were read, from which file."""
+        return {**super().source_card(), "label_set": self.labels_read}
+
     # ------------------------------------------------------------------ reading
     def _rel(self, p: Path) -> str:
-        return p.relative_to(self.root).as_posix()
+        return p.relative_to(self.root).as_posix() if p != self.root else "."
 
     def _disk_images(self) -> set[str]:
         out: set[str] = set()
@@ -168,14 +217,15 @@ class TUPAC16(SourceAdapter):
         ids = self._disk_images()
         anns: list[_Ann] = []
         for folder, label, name, prefix in folders:
-            base = self.root / folder
+            base = self.csv_dir / folder
             if not base.is_dir():
                 continue
             for f in sorted(base.glob("*/*.csv")):
                 iid = f"{f.parent.name}/{f.stem}"
                 ids.add(iid)
                 for k, (lineno, vals) in enumerate(
-                        read_number_rows(f, min_fields=2, max_fields=3), start=1):
+                        read_number_rows(f, min_fields=2, max_fields=3,
+                                         names=("row", "col", "confidence")), start=1):
                     row, col = vals[0], vals[1]  # y first
                     anns.append(_Ann(iid, f"{prefix}{k}", col, row, label, name, self._rel(f),
                                      extra=self.extra_json(line=lineno)))
@@ -184,7 +234,7 @@ class TUPAC16(SourceAdapter):
     def _stitch_offsets(self) -> dict[str, dict[str, tuple[float, float]]]:
         path = self.find(*_STITCH_JSON)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SourceFormatError(path, f"invalid JSON ({exc})") from exc
         cases: Any = data.get("cases", data) if isinstance(data, dict) else None
@@ -194,18 +244,20 @@ class TUPAC16(SourceAdapter):
         for case, tiles in cases.items():
             if case.startswith("_"):
                 continue
-            try:
-                out[f"{int(case):02d}"] = {Path(t).stem: (float(v[0]), float(v[1]))
-                                           for t, v in tiles.items()}
-            except (TypeError, ValueError, IndexError, AttributeError) as exc:
-                raise SourceFormatError(path, f"case {case!r}: expected "
-                                              "{tile.tif: [x_off, y_off]}") from exc
+            if not case.isdigit():
+                raise SourceFormatError(path, f"case {case!r}: expected a case number")
+            at = Where(path, f"case {case}")
+            offsets: dict[str, tuple[float, float]] = {}
+            for t, v in F.mapping(tiles, at, "(tiles)").items():
+                ox, oy = F.numbers(v, at, t, n=2)
+                offsets[Path(t).stem] = (ox, oy)
+            out[f"{int(case):02d}"] = offsets
         return out
 
     def _read_db_mode(self) -> tuple[list[str], list[_Ann]]:
         if self.db_path is None:
             raise RuntimeError("no database located")
-        db = read_sliderunner(self.db_path)
+        db = self.read_database(self.db_path)
         src = self._rel(self.db_path) if self.db_path.is_relative_to(self.root) \
             else self.db_path.as_posix()
         stitched = any("_stitched" in s.filename for s in db.slides.values()) or \
@@ -287,8 +339,11 @@ class TUPAC16(SourceAdapter):
             path = self.root / self.image_rel(iid)
             size = (float(TILE_PX), float(TILE_PX))
             if path.exists():
-                info = probe_image(path)
-                size = (float(info.width), float(info.height))
+                try:
+                    info = probe_image(path)
+                    size = (float(info.width), float(info.height))
+                except SourceFormatError:
+                    pass  # unreadable: flagged when its record is built; the release size
             self._sizes[iid] = size
         return self._sizes[iid]
 

@@ -57,6 +57,7 @@ from mfcurate.dataset import (
 from mfcurate.errors import DatasetError
 from mfcurate.executor import Task, run_tasks
 from mfcurate.geometry import decode_mask, mask_grid
+from mfcurate.schemas.vocab import TRAINABLE_LABELS
 
 #: Labels that are the positive class; everything else (look-alikes, background and other
 #: cells) is negative.
@@ -239,12 +240,15 @@ def _image_tasks(ds: Dataset, cfg: PatchConfig, default_mpp: float | None,
     count_rejected = sel.qa_states is None and not sel.include_rejected
     read = replace(sel, include_rejected=True) if count_rejected else sel
     n_rejected = 0
+    trainable = pa.array(sorted(TRAINABLE_LABELS))
     by_image: dict[str, list[tuple[Any, ...]]] = {}
     for t in iter_selected(ds, read, cols, images=image_table.select(["image_key", "source"])):
         if count_rejected:
             rejected = pc.equal(t.column("qa_state"), "rejected")
             n_rejected += int(pc.sum(rejected).as_py() or 0)
             t = t.filter(pc.invert(pc.fill_null(rejected, False)))
+        # ``uncertain`` (label rounds that could not agree) is never trained as either class
+        t = t.filter(pc.is_in(t.column("label"), value_set=trainable))
         for r in t.to_pylist():
             cx, cy = r["centroid_xy"]
             by_image.setdefault(r["image_key"], []).append(
@@ -287,7 +291,8 @@ def build_patch_store(
 ) -> BuildReport:
     """Build (or resume building) the patch store of a dataset.
 
-    Rejected objects (``qa_state == "rejected"``) are skipped.  Per-image work runs through
+    Rejected objects (``qa_state == "rejected"``) and ``uncertain`` ones (not in
+    ``TRAINABLE_LABELS``) are skipped.  Per-image work runs through
     :func:`mfcurate.executor.run_tasks`, so a rerun after an interruption only does the images
     not yet done.
 

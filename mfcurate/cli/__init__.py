@@ -53,9 +53,40 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: run a command, turn click's usage errors into one line.
+
+    Returns (and, as a script, exits with) the command's exit code: 0 success, 1 data or
+    environment error, 2 usage error, 130 interrupted (see
+    :func:`mfcurate.cli._common.reports_errors`).
+    """
+    import sys
+
+    from typer import Abort
+
+    from mfcurate.cli._common import err_console
+
+    try:  # typer >= 0.20 vendors click
+        from typer._click.exceptions import ClickException, UsageError
+    except ImportError:  # pragma: no cover - older typer on a separate click
+        from click.exceptions import ClickException, UsageError  # type: ignore[assignment]
+
+    try:
+        code = app(args=argv, prog_name="mfcurate", standalone_mode=False)
+    except UsageError as exc:
+        where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        err_console.print(f"[red]error:[/red] {exc.format_message()}{where}", soft_wrap=True)
+        code = 2
+    except ClickException as exc:
+        err_console.print(f"[red]error:[/red] {exc.format_message()}", soft_wrap=True)
+        code = exc.exit_code
+    except (Abort, KeyboardInterrupt):
+        err_console.print("[red]interrupted[/red]")
+        code = 130
+    code = code if isinstance(code, int) else 0
+    if argv is None:
+        sys.exit(code)
+    return code
 
 
 __all__ = ["app", "main"]

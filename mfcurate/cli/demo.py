@@ -38,8 +38,8 @@ def demo(
     """Run the demo."""
     from mfcurate.cli.info import print_counts, print_mask_summary
     from mfcurate.dataset import Dataset
+    from mfcurate.pipelines.steps import all_steps
     from mfcurate.recipe import Recipe, run_recipe, step_name
-    from mfcurate.steps import all_steps
     from mfcurate.synth.sources import generators
 
     plan = Recipe.load(recipe)

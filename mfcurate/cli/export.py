@@ -15,6 +15,17 @@ from mfcurate.cli._common import (
     progress_callback,
     reports_errors,
 )
+from mfcurate.cli._select import (
+    ImagesOpt,
+    IncludeRejectedOpt,
+    LabelOpt,
+    QAStateOpt,
+    SourceOpt,
+    SpeciesOpt,
+    SplitOpt,
+    TumourOpt,
+    selection,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -38,14 +49,14 @@ def export(
     = "coco",
     by_source: Annotated[bool, typer.Option(help="One file per source instead of per split.")]
     = False,
-    source: Annotated[list[str] | None, typer.Option(help="Only this source (repeatable).")]
-    = None,
-    label: Annotated[list[str] | None, typer.Option(help="Only this label (repeatable).")]
-    = None,
-    split: Annotated[list[str] | None, typer.Option(help="Only this split (repeatable).")]
-    = None,
-    qa_state: Annotated[list[str] | None, typer.Option(
-        help="Only objects in this QA state (repeatable).")] = None,
+    source: SourceOpt = None,
+    split: SplitOpt = None,
+    species: SpeciesOpt = None,
+    tumour: TumourOpt = None,
+    label: LabelOpt = None,
+    qa_state: QAStateOpt = None,
+    images: ImagesOpt = None,
+    include_rejected: IncludeRejectedOpt = False,
     segmentation: Annotated[str, typer.Option(help="rle or polygon (COCO).")] = "rle",
     with_crops: Annotated[bool, typer.Option(
         "--with-crops", help="Also write PNG crops (and mask PNGs) around the objects.")]
@@ -57,24 +68,28 @@ def export(
     """Export the dataset."""
     from mfcurate.dataset import Dataset
     from mfcurate.errors import UsageError
-    from mfcurate.export.coco import CocoFilters, export_coco
+    from mfcurate.export.coco import export_coco
     from mfcurate.export.dispatch import FORMATS, run_export
 
-    ds = Dataset.open(dataset)
     if fmt != "coco" and fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; choose coco, {', '.join(FORMATS)}")
+    sel = selection(source=source, split=split, species=species, tumour=tumour, label=label,
+                    qa_state=qa_state, images=images, include_rejected=include_rejected)
+    ds = Dataset.open(dataset)
+    sel.check(ds)
     if fmt == "coco":
         report = export_coco(ds, out, by_source=by_source, segmentation=segmentation,
-                             filters=CocoFilters(sources=source, labels=label, splits=split,
-                                                 qa_states=qa_state))
+                             selection=sel)
         for path, (n_img, n_ann) in report.files.items():
             console.print(f"[green]wrote[/green] {path}: {n_img} images, {n_ann} annotations")
-    filters = {"sources": source, "labels": label, "splits": split, "qa_states": qa_state}
+        if not report.files:
+            console.print("[yellow]warning:[/yellow] the selection holds no images; "
+                          "nothing written")
     if fmt != "coco" or with_crops:
         with progress_callback("crops", unit="crops") as advance:
             done = run_export(ds, None if fmt == "coco" else fmt, out, with_crops=with_crops,
                               crop_size=crop_size, workers=workers, scheduler=scheduler,
-                              progress=advance if with_crops else None, **filters)
+                              progress=advance if with_crops else None, selection=sel)
         if "geojson" in done:
             g = done["geojson"]
             console.print(f"[green]wrote[/green] {g['files']} GeoJSON files "

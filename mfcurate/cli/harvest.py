@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,9 +14,14 @@ from mfcurate.cli._common import (
     WorkersOpt,
     console,
     err_console,
+    mpp_value,
+    positive,
     progress_callback,
     reports_errors,
 )
+
+if TYPE_CHECKING:
+    from mfcurate.pipelines.harvest import HarvestConfig, HarvestReport
 
 
 def register(app: typer.Typer) -> None:
@@ -64,27 +70,55 @@ def harvest(
     min_area_um2: Annotated[float, typer.Option(help="Smallest mask area, µm².")] = 2.25,
     max_area_um2: Annotated[float, typer.Option(help="Largest mask area, µm².")] = 225.0,
     match_radius_um: Annotated[float, typer.Option(
+        callback=positive,
         help="Centroid distance of a match with an annotated figure, µm.")] = 7.5,
     exclusion_radius_um: Annotated[float, typer.Option(
+        callback=positive,
         help="Objects this close to any annotation are never background, µm.")] = 15.0,
     near_policy: Annotated[str, typer.Option(
         help="flag (keep as flagged other_cell) or drop.")] = "flag",
     default_mpp: Annotated[float | None, typer.Option(
-        help="µm/px for images without one (else they are skipped).")] = None,
+        callback=mpp_value, help="µm/px for images without one (else they are skipped).")] = None,
     overlay: Annotated[Path | None, typer.Option(
         help="Write a PNG overlay of one tile here.")] = None,
     workers: WorkersOpt = 1,
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Harvest background objects."""
-    from mfcurate.pipelines.harvest import HarvestConfig, harvest_dataset
+    from mfcurate.pipelines.harvest import harvest_dataset
 
     srcs = [s.strip() for item in (sources or []) for s in item.split(",") if s.strip()]
-    amg: dict[str, object] = {"min_area_um2": min_area_um2, "max_area_um2": max_area_um2}
     sam_opts = {"points_per_side": points_per_side, "points_per_batch": points_per_batch,
                 "pred_iou_thresh": pred_iou_thresh,
                 "stability_score_thresh": stability_score_thresh,
                 "box_nms_thresh": box_nms_thresh}
+    cfg = _config(sam_opts, backend=backend, checkpoint=checkpoint, model_type=model_type,
+                  device=device, tile=tile, overlap=overlap, tiles_per_task=tiles_per_task,
+                  regions=regions, min_area_um2=min_area_um2, max_area_um2=max_area_um2,
+                  match_radius_um=match_radius_um, exclusion_radius_um=exclusion_radius_um,
+                  near_policy=near_policy, default_mpp=default_mpp)
+    with progress_callback("harvest tiles", unit="objects") as advance:
+        rep = harvest_dataset(dataset, cfg, srcs or None, workers=workers,
+                              scheduler=scheduler, progress=advance, overlay=overlay)
+    _print_summary(rep)
+
+
+def _config(sam_opts: Mapping[str, object], *, backend: str, checkpoint: Path | None,
+            model_type: str, device: str, tile: int, overlap: int, tiles_per_task: int,
+            regions: str, min_area_um2: float, max_area_um2: float, match_radius_um: float,
+            exclusion_radius_um: float, near_policy: str,
+            default_mpp: float | None) -> HarvestConfig:
+    """The pipeline's config from the command's options.
+
+    ``sam_opts`` are the SAM generator options as given (None: not given); the given ones
+    override the defaults in ``HarvestConfig.amg``.
+
+    Raises:
+        UsageError: SAM options given while the classical segmenter is used.
+    """
+    from mfcurate.pipelines.harvest import HarvestConfig
+
+    amg: dict[str, object] = {"min_area_um2": min_area_um2, "max_area_um2": max_area_um2}
     given = {k: v for k, v in sam_opts.items() if v is not None}
     cfg = HarvestConfig(backend=backend, checkpoint=str(checkpoint) if checkpoint else None,
                         model_type=model_type, device=device, tile=tile, overlap=overlap,
@@ -97,9 +131,11 @@ def harvest(
 
         raise UsageError(f"SAM option(s) {sorted(given)} need --checkpoint (the classical "
                          "segmenter has no point grid)")
-    with progress_callback("harvest tiles", unit="objects") as advance:
-        rep = harvest_dataset(dataset, cfg, srcs or None, workers=workers,
-                              scheduler=scheduler, progress=advance, overlay=overlay)
+    return cfg
+
+
+def _print_summary(rep: HarvestReport) -> None:
+    """Print the run's counts, the overlay path and up to 5 skipped images."""
     skipped = rep.tiles_total - rep.tiles_on_tissue
     console.print(
         f"[green]harvested[/green] {rep.images} images with {rep.backend}: "

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mfcurate.cli._common import DatasetArg, console, reports_errors
+from mfcurate.cli._select import (
+    ImagesOpt,
+    SourceOpt,
+    SpeciesOpt,
+    SplitOpt,
+    TumourOpt,
+    selection,
+)
+
+if TYPE_CHECKING:
+    from mfcurate.dataset import Selection
 
 
 def register(app: typer.Typer) -> None:
@@ -19,13 +30,23 @@ def register(app: typer.Typer) -> None:
 def info(
     dataset: DatasetArg,
     verify: Annotated[bool, typer.Option(help="Also check every file's checksum.")] = False,
+    source: SourceOpt = None,
+    split: SplitOpt = None,
+    species: SpeciesOpt = None,
+    tumour: TumourOpt = None,
+    images: ImagesOpt = None,
 ) -> None:
     """Show the dataset's counts."""
     from mfcurate.dataset import Dataset
 
+    sel = selection(source=source, split=split, species=species, tumour=tumour, images=images)
     ds = Dataset.open(dataset)
-    print_counts(ds)
+    print_counts(ds, sel.check(ds))
     print_mask_summary(ds)
+    print_label_rounds(ds)
+    for src in ds.sources:  # the label set a source was read with (TUPAC16)
+        if label_set := (ds.source_info(src).get("details") or {}).get("label_set"):
+            console.print(f"{src}: {label_set}", markup=False, soft_wrap=True)
     if verify:
         problems = ds.verify()
         if problems:
@@ -35,8 +56,8 @@ def info(
         console.print("[green]all files match their manifest checksums[/green]")
 
 
-def print_counts(ds: object) -> None:
-    """Print the counts table of a dataset."""
+def print_counts(ds: object, sel: Selection | None = None) -> None:
+    """Print the counts table of a dataset (of a selection of it; default: all but rejected)."""
     from rich.table import Table
 
     from mfcurate.dataset import Dataset
@@ -44,7 +65,7 @@ def print_counts(ds: object) -> None:
 
     if not isinstance(ds, Dataset):
         return
-    rows = counts_table(ds)
+    rows = counts_table(ds, sel)
     t = Table(title=f"{ds.root}: images and objects per source and tumour type")
     for col in ("source", "tumour type", "images", "MF", "mitotic-like", "other"):
         t.add_column(col, justify="right" if col not in ("source", "tumour type") else "left")
@@ -75,4 +96,24 @@ def print_mask_summary(ds: object) -> None:
         t.add_column(col, overflow="fold")
     for r in qa_summary(ds):
         t.add_row(*r.cells())
+    console.print(t)
+
+
+def print_label_rounds(ds: object) -> None:
+    """Print the agreement of the dataset's label rounds (nothing when it has none)."""
+    from rich.table import Table
+
+    from mfcurate.dataset import Dataset
+    from mfcurate.labelround.summary import ROW_COLUMNS, agreement_rows, dataset_agreement
+
+    if not isinstance(ds, Dataset):
+        return
+    rows = agreement_rows(dataset_agreement(ds))
+    if not rows:
+        return
+    t = Table(title="label rounds: agreement (overall and per tumour type)")
+    for col in ROW_COLUMNS:
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(*r)
     console.print(t)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mfcurate.cli._common import console, err_console, reports_errors
+from mfcurate.cli._common import console, err_console, mpp_value, positive, reports_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -30,9 +30,11 @@ def ingest(
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder (created if new).")],
     strict: Annotated[bool, typer.Option(help="Fail when an image file is missing.")] = False,
     point_box_um: Annotated[float, typer.Option(
-        help="Side in µm of the box derived for point annotations.")] = 12.5,
+        callback=positive, help="Side in µm of the box derived for point annotations.")]
+    = 12.5,
     default_mpp: Annotated[float | None, typer.Option(
-        help="µm/px for images whose file and source give none.")] = None,
+        callback=mpp_value, help="µm/px for images whose file and source give none.")]
+    = None,
     option: Annotated[list[str] | None, typer.Option(
         "--option", help="Adapter option KEY=VALUE (repeatable), see docs/sources.")] = None,
 ) -> None:
@@ -64,3 +66,6 @@ def ingest(
     if report.dropped:
         err_console.print(f"[yellow]warning:[/yellow] {len(report.dropped)} annotations lie "
                           f"wholly outside their image and were dropped (e.g. {report.dropped[0]})")
+    if report.skipped:
+        err_console.print(f"[yellow]warning:[/yellow] {len(report.skipped)} annotations left "
+                          f"out (e.g. {report.skipped[0]})")

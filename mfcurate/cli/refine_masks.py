@@ -13,6 +13,7 @@ from mfcurate.cli._common import (
     WorkersOpt,
     console,
     err_console,
+    mpp_value,
     reports_errors,
 )
 
@@ -45,14 +46,15 @@ def refine_masks_cmd(
                     "(bound it to save memory).")] = 0,
     window: Annotated[str, typer.Option(
         help="tile: 1024 px native windows; context: 256 px crops per cluster.")] = "tile",
-    window_px: Annotated[int | None, typer.Option(help="Window side override (px).")] = None,
+    window_px: Annotated[int | None, typer.Option(
+        min=16, max=8192, help="Window side override (px).")] = None,
     overwrite: Annotated[bool, typer.Option(
         help="Also replace source, pHH3 and manual masks and reviewed objects.")] = False,
     all_labels: Annotated[bool, typer.Option(
         help="Refine every object, not only mitotic and mitotic-like figures.")] = False,
     default_mpp: Annotated[float | None, typer.Option(
-        help="µm/px for images whose resolution is unknown (without it such images are "
-             "skipped and counted).")] = None,
+        callback=mpp_value, help="µm/px for images whose resolution is unknown (without "
+                                 "it such images are skipped and counted).")] = None,
     workers: WorkersOpt = 1,
     scheduler: SchedulerOpt = None,
 ) -> None:

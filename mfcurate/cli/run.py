@@ -44,8 +44,8 @@ def run(
         "--list-steps", help="List the registered steps and exit.")] = False,
 ) -> None:
     """Run the recipe."""
+    from mfcurate.pipelines.steps import all_steps
     from mfcurate.recipe import parse_set_option, run_recipe
-    from mfcurate.steps import all_steps
 
     if list_steps:
         for name, fn in sorted(all_steps().items()):

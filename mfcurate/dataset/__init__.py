@@ -21,6 +21,7 @@ from mfcurate.dataset.manifest import FORMAT_NAME, MANIFEST
 from mfcurate.dataset.parts import PARTS, PartKind, PartSpec, part_spec
 from mfcurate.dataset.select import (
     Selection,
+    as_selection,
     iter_selected,
     parse_holdout,
     read_image_list,
@@ -38,6 +39,7 @@ __all__ = [
     "PartKind",
     "PartSpec",
     "Selection",
+    "as_selection",
     "atomic_write_bytes",
     "atomic_write_json",
     "iter_selected",

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mfcurate import __version__
-from mfcurate.dataset.counts import source_counts, total_counts
+from mfcurate.dataset.counts import source_counts, update_totals
 from mfcurate.dataset.files import (
     atomic_write_json,
     remove_stale_temporaries,
@@ -118,7 +118,9 @@ def apply_commit(ds: Dataset, commit: Commit) -> None:
 
 
 def _apply_locked(ds: Dataset, commit: Commit) -> None:
-    manifest = copy.deepcopy(ds.manifest)
+    touched = ({s for s, _ in [*commit.parts, *commit.remove]} | set(commit.images)
+               | set(commit.entries))
+    manifest = _copy_for(ds.manifest, touched)
     for src, entry in commit.entries.items():
         old = manifest["sources"].get(src, {})
         manifest["sources"][src] = {**entry, "images": old.get("images"),
@@ -135,19 +137,31 @@ def _apply_locked(ds: Dataset, commit: Commit) -> None:
         for src, part in order:
             _write_part(ds, manifest, src, part, commit.parts[(src, part)], written,
                         refilter=(src, part) in commit.refilter)
-        if _same_content(ds.manifest, manifest) and not commit.entries:
+        if _same_content(ds.manifest, manifest, touched) and not commit.entries:
             return  # nothing changed: a rerun on an unchanged dataset writes nothing
-        touched = {s for s, _ in [*commit.parts, *commit.remove]} | set(commit.images)
         _finish_manifest(ds, manifest, touched)
-        atomic_write_json(ds.root / MANIFEST, manifest)
+        atomic_write_json(ds.root / MANIFEST, manifest, compact=True)
     except BaseException:
         for p in written:
             p.unlink(missing_ok=True)
         raise
-    ds.manifest = manifest
-    ds._checked.clear()
-    ds._layers.clear()
-    _remove_unlisted(ds)
+    ds.adopt(manifest, touched)
+    _remove_unlisted(ds, touched)
+
+
+def _copy_for(manifest: Mapping[str, Any], touched: set[str]) -> dict[str, Any]:
+    """A copy of ``manifest`` safe to edit for ``touched`` sources (others shared, read-only).
+
+    Copies the top level, the ``sources`` and ``files`` maps and the touched entries only, so
+    a commit's cost does not grow with the number of sources.
+    """
+    out = dict(manifest)
+    out["sources"] = dict(manifest["sources"])
+    out["files"] = dict(manifest["files"])
+    for src in touched:
+        if src in out["sources"]:
+            out["sources"][src] = copy.deepcopy(out["sources"][src])
+    return out
 
 
 def _register(manifest: dict[str, Any], ds_root: Path, rel: str, rows: int, kind: str,
@@ -184,11 +198,11 @@ def _write_images(ds: Dataset, manifest: dict[str, Any], commit: Commit,
                                                        src, None, old)
 
 
-def _same_content(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Whether two manifests name the same files for every source."""
+def _same_content(old: Mapping[str, Any], new: Mapping[str, Any], touched: set[str]) -> bool:
+    """Whether two manifests name the same files for the touched sources."""
     def files(m: Mapping[str, Any]) -> dict[str, Any]:
         return {s: (e.get("images"), sorted(e.get("parts", {}).items()))
-                for s, e in m["sources"].items()}
+                for s, e in m["sources"].items() if s in touched}
 
     return files(old) == files(new)
 
@@ -296,31 +310,39 @@ def _check_disjoint(view: Dataset, src: str, part: str, path: Path) -> None:
 
 
 def _finish_manifest(ds: Dataset, manifest: dict[str, Any], touched: set[str]) -> None:
-    live = {rel for e in manifest["sources"].values()
-            for rel in [e.get("images"), *e.get("parts", {}).values()] if rel}
-    manifest["files"] = {rel: m for rel, m in manifest["files"].items() if rel in live}
+    """Drop the touched sources' replaced files; recount the touched sources; totals."""
+    live = {rel for src in touched
+            for rel in [manifest["sources"][src].get("images"),
+                        *manifest["sources"][src].get("parts", {}).values()] if rel}
+    for rel in [r for r, m in manifest["files"].items() if m.get("source") in touched]:
+        if rel not in live:
+            del manifest["files"][rel]
     view = _view(ds, manifest)
-    for src in sorted(touched):
-        manifest["sources"][src]["counts"] = source_counts(view, src)
-    by_source = {src: e.get("counts", {}) for src, e in manifest["sources"].items()}
-    manifest["counts"] = total_counts(by_source)
+    new = {src: source_counts(view, src) for src in sorted(touched)}
+    for src, c in new.items():
+        manifest["sources"][src]["counts"] = c
+    manifest["counts"] = update_totals(manifest["counts"], new)
     manifest["updated"] = now()
     manifest["mfcurate_version"] = __version__
 
 
-def _remove_unlisted(ds: Dataset) -> None:
-    """Delete data files the manifest no longer lists, empty partitions, stale temporaries."""
+def _remove_unlisted(ds: Dataset, touched: set[str]) -> None:
+    """Delete files of the touched sources that the manifest no longer lists.
+
+    Also empty partition folders and stale temporaries; only the touched sources' folders
+    are listed, so the cost does not grow with the number of sources.
+    """
     listed = set(ds.manifest["files"])
     for sub in ("objects", "images"):
-        folder = ds.root / sub
-        if not folder.exists():
-            continue
-        remove_stale_temporaries(folder)
-        for p in folder.rglob("*.parquet"):
-            if p.relative_to(ds.root).as_posix() not in listed:
-                p.unlink(missing_ok=True)
-        for d in sorted(folder.glob("source=*"), reverse=True):
-            if d.is_dir() and not any(d.iterdir()):
-                d.rmdir()
+        for src in touched:
+            folder = ds.root / sub / f"source={src}"
+            if not folder.is_dir():
+                continue
+            remove_stale_temporaries(folder)
+            for p in folder.glob("*.parquet"):
+                if p.relative_to(ds.root).as_posix() not in listed:
+                    p.unlink(missing_ok=True)
+            if not any(folder.iterdir()):
+                folder.rmdir()
     for p in ds.root.glob(f".{MANIFEST}.*.tmp"):
         p.unlink(missing_ok=True)

@@ -71,3 +71,36 @@ def total_counts(by_source: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
                 tot[k][lab] = tot[k].get(lab, 0) + int(n)
     tot["by_source"] = {k: dict(v) for k, v in by_source.items()}
     return tot
+
+
+def update_totals(totals: Mapping[str, Any], new: Mapping[str, Mapping[str, Any]]
+                  ) -> dict[str, Any]:
+    """Dataset totals after some sources' counts changed: ``totals - previous + new``.
+
+    Args:
+        totals: the previous totals (``by_source`` holds each source's previous counts).
+        new: the recounted sources.
+
+    Costs O(touched sources), not O(sources): the other sources' counts are not re-added.
+    """
+    by_source = dict(totals.get("by_source", {}))
+    out: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v)
+                           for k, v in totals.items() if k != "by_source"}
+    base = total_counts({})
+    for k, v in base.items():
+        if k != "by_source":
+            out.setdefault(k, v)
+    for src, c in new.items():
+        prev = by_source.get(src, {})
+        for sign, counts in ((-1, prev), (1, c)):
+            for k in ("images", "duplicates", "objects", "rejected"):
+                out[k] = int(out.get(k, 0)) + sign * int(counts.get(k, 0))
+            for k in ("by_label", "by_mask_origin", "by_qa_state"):
+                d = out[k]
+                for lab, n in counts.get(k, {}).items():
+                    d[lab] = d.get(lab, 0) + sign * int(n)
+                    if d[lab] == 0:
+                        del d[lab]
+        by_source[src] = dict(c)
+    out["by_source"] = by_source
+    return out

@@ -8,18 +8,20 @@ run left behind.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mfcurate.errors import DatasetError
+from mfcurate.errors import DatasetError, MfcurateError
 from mfcurate.schemas.tables import SCHEMA_VERSION, SCHEMA_VERSION_KEY, conform
 
 TMP_SUFFIX = ".tmp"
@@ -39,24 +41,49 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
 
 
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Give a file-system error the final path when it names none (ENOSPC on fsync, ...)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        if exc.filename is None and not isinstance(exc, MfcurateError):
+            raise OSError(errno.EIO, f"cannot write ({exc})", str(path)) from exc
+        raise
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` to ``path`` through a temporary file, fsync and ``os.replace``.
+
+    Raises:
+        OSError: naming ``path`` (full disk, read-only folder, ``path`` under a file, ...);
+            nothing is left behind.
+    """
     tmp = temporary_path(path)
     try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with _naming(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (pretty, UTF-8)."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
+def atomic_write_json(path: Path, obj: Any, compact: bool = False) -> None:
+    """Write JSON atomically (UTF-8; pretty, or ``compact`` for large machine files).
+
+    ``compact`` uses the C encoder (no indentation), about ten times faster on a manifest
+    of a thousand sources.
+    """
+    text = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) if compact
+            else json.dumps(obj, indent=2, ensure_ascii=False))
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def write_parquet_atomic(path: Path, tables: Iterable[pa.Table], schema: pa.Schema) -> int:
@@ -65,19 +92,20 @@ def write_parquet_atomic(path: Path, tables: Iterable[pa.Table], schema: pa.Sche
     The schema (with its version metadata) is written to the file; memory holds one input
     table at a time.  An iterable that yields nothing writes an empty file of ``schema``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     rows = 0
     try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for t in tables:
-                if t.num_rows == 0:
-                    continue
-                writer.write_table(conform(t, schema))
-                rows += t.num_rows
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with _naming(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                for t in tables:
+                    if t.num_rows == 0:
+                        continue
+                    writer.write_table(conform(t, schema))
+                    rows += t.num_rows
+            with tmp.open("rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -58,6 +58,15 @@ def _version_tuple(v: str) -> tuple[int, int]:
     return major, minor
 
 
+def manifest_signature(root: Path) -> tuple[int, int, int] | None:
+    """``(inode, bytes, mtime ns)`` of the manifest, None when it cannot be read."""
+    try:
+        st = (root / MANIFEST).stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def load_manifest(root: Path) -> dict[str, Any]:
     """Read and check ``root/manifest.json`` (format, versions, shape, listed files on disk).
 

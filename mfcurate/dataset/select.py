@@ -123,6 +123,21 @@ class Selection:
         return out
 
 
+def as_selection(selection: Selection | None = None, **options: Any) -> Selection:
+    """``selection`` itself, or one built from keyword options (``sources=[...]``, ...).
+
+    Lets library functions take either a :class:`Selection` or the same loose keyword
+    filters the CLI passes (``None`` values are ignored); giving both is an error.
+    """
+    options = {k: v for k, v in options.items() if v is not None}
+    if selection is not None:
+        if options:
+            raise UsageError(f"give a Selection or filter options, not both "
+                             f"({', '.join(sorted(options))})")
+        return selection
+    return Selection.from_options(**options)
+
+
 def names(v: Any) -> Names:
     """None, a string or an iterable of strings as a tuple of strings (None when empty)."""
     if v is None:

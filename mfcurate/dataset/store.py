@@ -27,7 +27,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mfcurate.dataset.files import atomic_write_json, open_parquet, sha256_file
-from mfcurate.dataset.manifest import MANIFEST, empty_manifest, load_manifest, writer_lock
+from mfcurate.dataset.manifest import (
+    MANIFEST,
+    empty_manifest,
+    load_manifest,
+    manifest_signature,
+    writer_lock,
+)
 from mfcurate.dataset.parts import PartKind, layer_order, part_spec
 from mfcurate.dataset.resolve import Layer, needed_columns, resolve
 from mfcurate.errors import DatasetError
@@ -44,6 +50,7 @@ class Dataset:
 
     def __init__(self, root: Path | str, manifest: Mapping[str, Any] | None = None) -> None:
         self.root = Path(root)
+        self._signature = manifest_signature(self.root) if manifest is None else None
         self.manifest: dict[str, Any] = (dict(manifest) if manifest is not None
                                          else load_manifest(self.root))
         self._checked: set[str] = set()
@@ -70,10 +77,25 @@ class Dataset:
         return cls(root)
 
     def reload(self) -> None:
-        """Re-read the manifest (after another process committed)."""
+        """Re-read the manifest if another process committed since it was read.
+
+        The manifest is only ever replaced (``os.replace``), so an unchanged (inode, size,
+        mtime) means an unchanged manifest and the re-read is skipped.
+        """
+        sig = manifest_signature(self.root)
+        if sig is not None and sig == self._signature:
+            return
         self.manifest = load_manifest(self.root)
+        self._signature = sig
         self._checked.clear()
         self._layers.clear()
+
+    def adopt(self, manifest: dict[str, Any], touched: Iterable[str]) -> None:
+        """Take the manifest this process just committed (internal: commits)."""
+        self.manifest = manifest
+        self._signature = manifest_signature(self.root)
+        for src in touched:
+            self._layers.pop(src, None)
 
     # ------------------------------------------------------------------ sources
     @property

@@ -21,39 +21,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from mfcurate.dataset import Dataset
+from mfcurate.dataset import Dataset, Selection, as_selection, iter_selected, select_images
 from mfcurate.errors import UsageError
 from mfcurate.geometry import image_rle_from_box_mask, mask_grid, mask_polygons, rle_area
-from mfcurate.schemas.vocab import COCO_CATEGORY_IDS, LABEL_NAMES, Label, QAState, Split
+from mfcurate.schemas.vocab import COCO_CATEGORY_IDS, LABEL_NAMES, Label
 
 _RLE_LIMIT = 2**32
-
-
-@dataclass
-class CocoFilters:
-    """Which objects and images to export (None = all)."""
-
-    sources: Sequence[str] | None = None
-    labels: Sequence[str] | None = None
-    splits: Sequence[str] | None = None
-    qa_states: Sequence[str] | None = None
-
-    def check(self) -> None:
-        """Reject values outside the vocabularies (usage error)."""
-        for name, values, vocab in (("label", self.labels, Label), ("split", self.splits, Split),
-                                    ("qa state", self.qa_states, QAState)):
-            allowed = {v.value for v in vocab}
-            for v in values or []:
-                if v not in allowed:
-                    raise UsageError(f"unknown {name} {v!r}; choose from {sorted(allowed)}")
 
 
 @dataclass
@@ -69,26 +48,31 @@ def categories() -> list[dict[str, Any]]:
              "mfcurate_label": lab.value} for lab, cid in COCO_CATEGORY_IDS.items()]
 
 
+_ANNOTATION_COLUMNS = ["object_key", "image_key", "source", "label", "label_origin", "votes",
+                       "confidence", "centroid_xy", "bbox_xyxy", "mask_rle", "mask_origin",
+                       "mask_score", "area_px", "area_um2", "qa_state", "qa_flags",
+                       "source_label"]
+
+
 def export_coco(dataset: Dataset, out_dir: Path, *, by_source: bool = False,
-                filters: CocoFilters | None = None, segmentation: str = "rle",
-                batch_size: int = 65536) -> CocoReport:
+                selection: Selection | None = None, segmentation: str = "rle",
+                batch_size: int = 65536, **filters: Any) -> CocoReport:
     """Write ``<out_dir>/<group>.json`` for each split (or source) of the dataset.
 
     Args:
         dataset: the dataset to export.
         out_dir: output folder (created).
         by_source: one file per source instead of one per split.
-        filters: subsets by source, label, split and QA state.
+        selection: which images and objects (default: all but rejected objects, as every
+            export).
+        **filters: or the same as keyword options (see :meth:`Selection.from_options`).
         segmentation: ``rle`` (default) or ``polygon``.
         batch_size: objects per streamed batch.
     """
-    filters = filters or CocoFilters()
-    filters.check()
+    sel = as_selection(selection, **filters).check(dataset)
     if segmentation not in ("rle", "polygon"):
         raise UsageError(f"--segmentation must be rle or polygon, not {segmentation!r}")
-    images = dataset.images(sources=filters.sources)
-    if filters.splits:
-        images = images.filter(pc.is_in(images.column("split"), pa.array(list(filters.splits))))
+    images = select_images(dataset, sel)
     group_col = "source" if by_source else "split"
     groups = sorted(set(images.column(group_col).to_pylist()))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +82,6 @@ def export_coco(dataset: Dataset, out_dir: Path, *, by_source: bool = False,
     handles: dict[str, IO[str]] = {}
     f: IO[str]
     tmp_paths: dict[str, Path] = {}
-    first: dict[str, bool] = {}
     report = CocoReport()
     counts: dict[str, list[int]] = {g: [0, 0] for g in groups}
     try:
@@ -108,43 +91,12 @@ def export_coco(dataset: Dataset, out_dir: Path, *, by_source: bool = False,
             tmp_paths[g] = tmp
             f = tmp.open("w", encoding="utf-8")
             handles[g] = f
-            f.write('{"info": ')
-            f.write(json.dumps({"description": f"mfcurate export ({group_col} {g})",
-                                "version": str(dataset.manifest.get("schema_version")),
-                                "date_created": dataset.manifest.get("updated")}))
-            f.write(', "licenses": ' + json.dumps(_licenses(dataset)))
-            f.write(', "categories": ' + json.dumps(categories()))
-            f.write(', "images": [')
-            sep = ""
-            for r in image_rows:
-                if r[group_col] != g:
-                    continue
-                f.write(sep + json.dumps(_image_entry(r, image_ids[r["image_key"]])))
-                sep = ", "
-                counts[g][0] += 1
-            f.write('], "annotations": [')
-            first[g] = True
-        ann_id = 0
-        cols = ["object_key", "image_key", "source", "label", "label_origin", "votes",
-                "confidence", "centroid_xy", "bbox_xyxy", "mask_rle", "mask_origin",
-                "mask_score", "area_px", "area_um2", "qa_state", "qa_flags", "source_label"]
-        for batch in dataset.iter_objects(sources=filters.sources, columns=cols,
-                                          batch_size=batch_size):
-            mask = pc.is_in(batch.column("image_key"), pa.array(list(image_ids)))
-            if filters.labels:
-                mask = pc.and_(mask, pc.is_in(batch.column("label"),
-                                              pa.array(list(filters.labels))))
-            if filters.qa_states:
-                mask = pc.and_(mask, pc.is_in(batch.column("qa_state"),
-                                              pa.array(list(filters.qa_states))))
-            for row in batch.filter(mask).to_pylist():
-                img = image_info[row["image_key"]]
-                g = img[group_col]
-                ann_id += 1
-                entry = _annotation(row, img, image_ids[row["image_key"]], ann_id, segmentation)
-                handles[g].write(("" if first[g] else ", ") + json.dumps(entry))
-                first[g] = False
-                counts[g][1] += 1
+            counts[g][0] += _write_head(f, dataset, group_col, g, image_rows, image_ids)
+        for g, n in _stream_annotations(dataset, sel, images, handles, group_col=group_col,
+                                        image_info=image_info, image_ids=image_ids,
+                                        segmentation=segmentation,
+                                        batch_size=batch_size).items():
+            counts[g][1] += n
         for g, f in handles.items():
             f.write("]}\n")
             f.close()
@@ -158,6 +110,60 @@ def export_coco(dataset: Dataset, out_dir: Path, *, by_source: bool = False,
             if tmp_paths[g].exists():
                 tmp_paths[g].unlink()
     return report
+
+
+def _write_head(f: IO[str], dataset: Dataset, group_col: str, group: str,
+                image_rows: list[dict[str, Any]], image_ids: dict[str, int]) -> int:
+    """Write one group's JSON up to the opened ``annotations`` array.
+
+    That is ``info``, ``licenses``, ``categories`` and the group's ``images``.
+
+    Returns:
+        the number of images written.
+    """
+    f.write('{"info": ')
+    f.write(json.dumps({"description": f"mfcurate export ({group_col} {group})",
+                        "version": str(dataset.manifest.get("schema_version")),
+                        "date_created": dataset.manifest.get("updated")}))
+    f.write(', "licenses": ' + json.dumps(_licenses(dataset)))
+    f.write(', "categories": ' + json.dumps(categories()))
+    f.write(', "images": [')
+    sep, n = "", 0
+    for r in image_rows:
+        if r[group_col] != group:
+            continue
+        f.write(sep + json.dumps(_image_entry(r, image_ids[r["image_key"]])))
+        sep = ", "
+        n += 1
+    f.write('], "annotations": [')
+    return n
+
+
+def _stream_annotations(dataset: Dataset, sel: Selection, images: pa.Table,
+                        handles: dict[str, IO[str]], *, group_col: str,
+                        image_info: dict[str, dict[str, Any]], image_ids: dict[str, int],
+                        segmentation: str, batch_size: int) -> dict[str, int]:
+    """Append every selected object, batch by batch, to its group's open file.
+
+    Annotation ids run from 1 over all groups, in the order the objects are read.
+
+    Returns:
+        group -> number of annotations written.
+    """
+    first = dict.fromkeys(handles, True)
+    counts = dict.fromkeys(handles, 0)
+    ann_id = 0
+    for batch in iter_selected(dataset, sel, columns=_ANNOTATION_COLUMNS,
+                               batch_size=batch_size, images=images):
+        for row in batch.to_pylist():
+            img = image_info[row["image_key"]]
+            g = img[group_col]
+            ann_id += 1
+            entry = _annotation(row, img, image_ids[row["image_key"]], ann_id, segmentation)
+            handles[g].write(("" if first[g] else ", ") + json.dumps(entry))
+            first[g] = False
+            counts[g] += 1
+    return counts
 
 
 def _safe(name: str) -> str:

@@ -24,8 +24,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mfcurate.dataset import Dataset, write_parquet_atomic
-from mfcurate.export._filters import ObjectFilter, iter_selected_objects, selected_images
+from mfcurate.dataset import (
+    Dataset,
+    Selection,
+    as_selection,
+    iter_selected,
+    select_images,
+    write_parquet_atomic,
+)
 from mfcurate.geometry import decode_mask, mask_grid
 
 INDEX_SCHEMA = pa.schema([
@@ -96,7 +102,8 @@ def _crop_image(payload: dict[str, Any]) -> pa.Table:
 
 def export_crops(dataset: Dataset | Path | str, out_dir: Path | str, *, size_px: int = 128,
                  workers: int = 1, scheduler: str | None = None,
-                 progress: Any = None, **filters: Any) -> dict[str, Any]:
+                 progress: Any = None, selection: Selection | None = None,
+                 **filters: Any) -> dict[str, Any]:
     """Write a PNG crop (and mask PNG) around every selected object.
 
     Args:
@@ -106,7 +113,8 @@ def export_crops(dataset: Dataset | Path | str, out_dir: Path | str, *, size_px:
         workers: local worker processes.
         scheduler: Dask scheduler address or None.
         progress: optional ``progress(n=, total=, objects=)`` callback.
-        **filters: see :class:`~mfcurate.export._filters.ObjectFilter`.
+        selection: which images and objects (default: all but rejected objects).
+        **filters: or the same as keyword options (see :meth:`Selection.from_options`).
 
     Returns:
         ``{"crops": n, "masks": n_masks, "images": n_images, "skipped_images": [...],
@@ -119,12 +127,12 @@ def export_crops(dataset: Dataset | Path | str, out_dir: Path | str, *, size_px:
 
         raise UsageError(f"--crop-size {size_px} is too small (at least 8 px)")
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
-    flt = ObjectFilter.from_options(ds, **filters)
+    sel = as_selection(selection, **filters).check(ds)
     out_root = Path(out_dir) / "crops"
     out_root.mkdir(parents=True, exist_ok=True)
-    images = selected_images(ds, flt)
+    images = select_images(ds, sel)
     by_image: dict[str, list[dict[str, Any]]] = {}
-    for t in iter_selected_objects(ds, flt, images, columns=_COLUMNS):
+    for t in iter_selected(ds, sel, columns=_COLUMNS, images=images):
         for row in t.to_pylist():
             by_image.setdefault(row["image_key"], []).append(row)
     tasks, skipped = [], []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mfcurate.dataset import Dataset
+from mfcurate.dataset import Dataset, as_selection
 from mfcurate.errors import UsageError
 
 FORMATS = ("geojson", "parquet")
@@ -23,8 +23,8 @@ def run_export(dataset: Dataset | Path | str, fmt: str | None, out_dir: Path | s
         dataset: a :class:`Dataset` or its folder.
         fmt: ``"geojson"``, ``"parquet"`` or None (crops only).
         out_dir: output folder.
-        **options: filters (``sources``, ``labels``, ``splits``, ``qa_states``,
-            ``include_rejected``, ``masked_only``) and ``with_crops``, ``crop_size``,
+        **options: ``selection`` (a :class:`Selection`) or the same as keyword filters
+            (``sources``, ``labels``, ``splits``, ...), and ``with_crops``, ``crop_size``,
             ``workers``, ``scheduler``, ``progress``.
 
     Returns:
@@ -39,14 +39,14 @@ def run_export(dataset: Dataset | Path | str, fmt: str | None, out_dir: Path | s
     crop_size = int(options.pop("crop_size", 128))
     run_opts = {k: options.pop(k) for k in ("workers", "scheduler", "progress")
                 if k in options}
-    filters = {k: v for k, v in options.items() if v is not None}
+    sel = as_selection(options.pop("selection", None), **options).check(ds)
     out: dict[str, Any] = {}
     if fmt == "geojson":
-        out["geojson"] = export_geojson(ds, out_dir, **filters)
+        out["geojson"] = export_geojson(ds, out_dir, selection=sel)
     elif fmt == "parquet":
-        out["parquet"] = export_parquet(ds, out_dir, **filters)
+        out["parquet"] = export_parquet(ds, out_dir, selection=sel)
     elif fmt is not None:
         raise UsageError(f"unknown --format {fmt!r}; choose coco, {', '.join(FORMATS)}")
     if with_crops:
-        out["crops"] = export_crops(ds, out_dir, size_px=crop_size, **run_opts, **filters)
+        out["crops"] = export_crops(ds, out_dir, size_px=crop_size, selection=sel, **run_opts)
     return out

@@ -21,8 +21,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mfcurate.dataset import Dataset, atomic_write_json
-from mfcurate.export._filters import ObjectFilter, iter_selected_objects, selected_images
+from mfcurate.dataset import (
+    Dataset,
+    Selection,
+    as_selection,
+    atomic_write_json,
+    iter_selected,
+    select_images,
+)
 from mfcurate.io.geojson import objects_to_features, write_feature_collection
 
 
@@ -33,23 +39,24 @@ def geojson_name(image_key: str, image_path: str) -> str:
 
 
 def export_geojson(dataset: Dataset | Path | str, out_dir: Path | str,
-                   **filters: Any) -> dict[str, Any]:
+                   selection: Selection | None = None, **filters: Any) -> dict[str, Any]:
     """Write one FeatureCollection per image that has selected objects.
 
     Args:
         dataset: a :class:`Dataset` or its folder.
         out_dir: output folder; files go to ``out_dir/geojson``.
-        **filters: see :class:`~mfcurate.export._filters.ObjectFilter`.
+        selection: which images and objects (default: all but rejected objects).
+        **filters: or the same as keyword options (see :meth:`Selection.from_options`).
 
     Returns:
         ``{"files": n, "features": n, "index": path}``.
     """
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
-    flt = ObjectFilter.from_options(ds, **filters)
+    sel = as_selection(selection, **filters).check(ds)
     root = Path(out_dir) / "geojson"
-    images = selected_images(ds, flt)
+    images = select_images(ds, sel)
     by_image: dict[str, list[pa.Table]] = {}
-    for t in iter_selected_objects(ds, flt, images):
+    for t in iter_selected(ds, sel, images=images):
         keys = np.asarray(t.column("image_key").to_pylist(), dtype=object)
         uniq, inverse = np.unique(keys, return_inverse=True)
         for i, key in enumerate(uniq):
@@ -69,5 +76,5 @@ def export_geojson(dataset: Dataset | Path | str, out_dir: Path | str,
         index[img["image_key"]] = {"file": rel.as_posix(), "objects": len(feats),
                                    "image": str(ds.image_path(img)),
                                    "width": img["width"], "height": img["height"]}
-    atomic_write_json(root / "index.json", {"filter": flt.describe(), "images": index})
+    atomic_write_json(root / "index.json", {"filter": sel.describe(), "images": index})
     return {"files": len(index), "features": n_feat, "index": str(root / "index.json")}

@@ -13,47 +13,56 @@ from pathlib import Path
 from typing import Any
 
 from mfcurate import __version__
-from mfcurate.dataset import Dataset, atomic_write_json, sha256_file, write_parquet_atomic
-from mfcurate.export._filters import ObjectFilter, iter_selected_objects, selected_images
+from mfcurate.dataset import (
+    Dataset,
+    Selection,
+    as_selection,
+    atomic_write_json,
+    iter_selected,
+    select_images,
+    sha256_file,
+    write_parquet_atomic,
+)
 from mfcurate.schemas.tables import IMAGES_SCHEMA, OBJECTS_SCHEMA, SCHEMA_VERSION
 
 
-def write_tables(ds: Dataset, out: Path, flt: ObjectFilter) -> tuple[int, int]:
+def write_tables(ds: Dataset, out: Path, sel: Selection) -> tuple[int, int]:
     """Write ``out/images.parquet`` and ``out/objects.parquet`` (streamed); return row counts.
 
     Only images that the filter keeps are written; objects are streamed batch by batch.
     """
     out.mkdir(parents=True, exist_ok=True)
-    images = selected_images(ds, flt)
+    images = select_images(ds, sel)
     n_obj = write_parquet_atomic(out / "objects.parquet",
-                                 iter_selected_objects(ds, flt, images), OBJECTS_SCHEMA)
+                                 iter_selected(ds, sel, images=images), OBJECTS_SCHEMA)
     write_parquet_atomic(out / "images.parquet", [images], IMAGES_SCHEMA)
     return images.num_rows, n_obj
 
 
 def export_parquet(dataset: Dataset | Path | str, out_dir: Path | str,
-                   **filters: Any) -> dict[str, Any]:
+                   selection: Selection | None = None, **filters: Any) -> dict[str, Any]:
     """Write the (filtered) ``images`` and ``objects`` tables to ``out_dir``.
 
     Args:
         dataset: a :class:`Dataset` or its folder.
         out_dir: output folder (created).
-        **filters: see :class:`~mfcurate.export._filters.ObjectFilter`.
+        selection: which images and objects (default: all but rejected objects).
+        **filters: or the same as keyword options (see :meth:`Selection.from_options`).
 
     Returns:
         The summary also written to ``out_dir/export.json``.
     """
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
-    flt = ObjectFilter.from_options(ds, **filters)
+    sel = as_selection(selection, **filters).check(ds)
     out = Path(out_dir)
-    n_img, n_obj = write_tables(ds, out, flt)
+    n_img, n_obj = write_tables(ds, out, sel)
     summary: dict[str, Any] = {
         "format": "parquet",
         "dataset": str(ds.root),
         "schema_version": SCHEMA_VERSION,
         "mfcurate_version": __version__,
         "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "filter": flt.describe(),
+        "filter": sel.describe(),
         "files": {
             name: {"rows": rows, "sha256": sha256_file(out / name),
                    "bytes": (out / name).stat().st_size}

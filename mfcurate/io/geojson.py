@@ -156,7 +156,7 @@ def read_features(path: Path | str) -> list[Feature]:
     """
     p = Path(path)
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
+        doc = json.loads(p.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise SourceFormatError(p, f"invalid JSON at line {exc.lineno} column {exc.colno}: "
                                    f"{exc.msg}") from exc
@@ -177,6 +177,9 @@ def read_features(path: Path | str) -> list[Feature]:
         if not isinstance(f, dict) or not isinstance(f.get("geometry"), dict):
             raise SourceFormatError(p, f"feature {i} has no geometry")
         props = f.get("properties") or {}
+        if not isinstance(props, dict):
+            raise SourceFormatError(p, f"feature {i}: field properties: expected an object, "
+                                       f"got {type(props).__name__}")
         cls = props.get("classification")
         class_name = (cls.get("name") if isinstance(cls, dict) else cls) or \
             props.get("class") or props.get("label")
@@ -184,7 +187,7 @@ def read_features(path: Path | str) -> list[Feature]:
         geom = f["geometry"]
         try:
             out.extend(_geometry_features(geom, class_name, name, f.get("id"), props, i))
-        except (TypeError, ValueError, IndexError) as exc:
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
             raise SourceFormatError(p, f"feature {i}: bad {geom.get('type')} geometry "
                                        f"({exc})") from exc
     return out
@@ -199,6 +202,8 @@ def _geometry_features(geom: dict[str, Any], class_name: Any, name: Any, fid: An
     fi = None if fid is None else str(fid)
     if typ == "Point":
         return [Feature("point", _arr([coords]), [], cn, nm, fi, props, i)]
+    if typ in ("MultiPoint", "Polygon", "MultiPolygon") and not isinstance(coords, list):
+        raise ValueError("'coordinates' is not a list")
     if typ == "MultiPoint":
         return [Feature("point", _arr([c]), [], cn, nm, fi, props, i) for c in coords or []]
     if typ == "Polygon":
@@ -209,7 +214,9 @@ def _geometry_features(geom: dict[str, Any], class_name: Any, name: Any, fid: An
                         i) for poly in coords or []]
     if typ == "GeometryCollection":
         feats: list[Feature] = []
-        for g in geom.get("geometries", []):
+        for g in geom.get("geometries") or []:
+            if not isinstance(g, dict):
+                raise ValueError("a member of 'geometries' is not a geometry object")
             feats.extend(_geometry_features(g, class_name, name, fid, props, i))
         return feats
     raise ValueError(f"unsupported geometry type {typ!r}")

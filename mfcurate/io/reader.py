@@ -12,6 +12,7 @@ Arrays are ``(rows, cols, 3)`` uint8 RGB; coordinates are level-0 pixels, x = co
 from __future__ import annotations
 
 import math
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,10 @@ RGBArray = npt.NDArray[np.uint8]
 _OPENSLIDE_SUFFIXES = {".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide"}
 _TIFF_SUFFIXES = {".tif", ".tiff"}
 _PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+#: Most pixels a non-tiled TIFF level may have to be decoded whole (a 32,768 px square).
+MAX_DECODE_PIXELS = 1 << 30
+#: Side of the region :func:`check_readable` decodes from tiled images.
+CHECK_TILE_PX = 256
 
 
 @runtime_checkable
@@ -192,6 +197,7 @@ class TiffImage(_Base):
     def __init__(self, path: Path) -> None:
         import tifffile
 
+        self._path = path
         try:
             self._tif = tifffile.TiffFile(str(path))
             series = self._tif.series[0]
@@ -215,6 +221,12 @@ class TiffImage(_Base):
 
     def _level_array(self, level: int) -> RGBArray:
         if level not in self._cache:
+            w, h = self.level_dimensions[level]
+            if w * h > MAX_DECODE_PIXELS:
+                raise SourceFormatError(self._path, f"level {level} is {w} x {h} "
+                                        f"px, too large to decode whole (limit "
+                                        f"{MAX_DECODE_PIXELS:,} px); store it as a tiled "
+                                        "pyramidal TIFF")
             arr = np.asarray(self._levels[level].asarray())
             axes = self._axes
             if "S" in axes and axes.index("S") == 0:
@@ -234,21 +246,38 @@ class TiffImage(_Base):
         self._tif.close()
 
 
+def _open_pil(path: Path) -> Any:
+    """``PIL.Image.open`` with one-line errors: unreadable, or over the pixel limit.
+
+    Pillow refuses (``DecompressionBombError``) an image over twice
+    ``PIL.Image.MAX_IMAGE_PIXELS`` (179 M pixels by default, a 13,000 px square) before
+    decoding it; that is the limit for plain images here (warnings below it are silenced).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except Image.DecompressionBombError as exc:
+            raise SourceFormatError(path, f"image too large to decode safely ({exc}); store "
+                                          "it as a tiled pyramidal TIFF") from exc
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise SourceFormatError(path, f"not a readable image ({exc})") from exc
+
+
 class PillowImage(_Base):
     """Pillow backend for PNG, JPEG, BMP."""
 
     def __init__(self, path: Path) -> None:
-        from PIL import Image, UnidentifiedImageError
-
         try:
-            with Image.open(path) as im:
+            with _open_pil(path) as im:
                 self._info = dict(im.info)
                 self.array = np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as exc:
+        except (OSError, ValueError) as exc:
             raise SourceFormatError(path, f"not a readable image ({exc})") from exc
         self.height, self.width = self.array.shape[:2]
-        dpi = self._info.get("dpi")
-        mpp = 25400.0 / float(dpi[0]) if dpi and float(dpi[0]) > 1.5 else None
+        mpp = _dpi_mpp(self._info.get("dpi"))
         self.mpp_x = self.mpp_y = mpp
         self.vendor = path.suffix.lower().lstrip(".")
         self.level_dimensions = ((self.width, self.height),)
@@ -256,6 +285,15 @@ class PillowImage(_Base):
 
     def read_region(self, x: int, y: int, w: int, h: int, level: int = 0) -> RGBArray:
         return _paste(self.array, x, y, w, h)
+
+
+def _dpi_mpp(dpi: Any) -> float | None:
+    """µm/px of a Pillow ``dpi`` entry (None when absent, tiny or not a number)."""
+    try:
+        d = float(dpi[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return 25400.0 / d if math.isfinite(d) and d > 1.5 else None
 
 
 def _float_or_none(v: Any) -> float | None:
@@ -360,15 +398,10 @@ def probe_image(path: Path | str) -> ImageInfo:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in _PIL_SUFFIXES:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(p) as im:
-                dpi = im.info.get("dpi")
-                mpp = 25400.0 / float(dpi[0]) if dpi and float(dpi[0]) > 1.5 else None
-                return ImageInfo(im.width, im.height, mpp, mpp, suffix.lstrip("."), False)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise SourceFormatError(p, f"not a readable image ({exc})") from exc
+        with _open_pil(p) as im:
+            dpi = im.info.get("dpi")
+            mpp = _dpi_mpp(dpi)
+            return ImageInfo(im.width, im.height, mpp, mpp, suffix.lstrip("."), False)
     img = open_image(p)
     try:
         is_wsi = len(img.level_dimensions) > 1 or img.width * img.height > 20000 * 20000 \
@@ -376,3 +409,58 @@ def probe_image(path: Path | str) -> ImageInfo:
         return ImageInfo(img.width, img.height, img.mpp_x, img.mpp_y, img.vendor, is_wsi)
     finally:
         img.close()
+
+
+def check_readable(path: Path | str) -> str | None:
+    """Why an image whose header was read cannot be used, or None when it can.
+
+    Cheap checks, no full decode of a slide:
+
+    * TIFF-based files (``.tif``, ``.tiff``, ``.svs``): every strip/tile of the first page
+      must lie inside the file (a truncated copy fails this);
+    * plain images (PNG/JPEG/BMP, bounded by the decompression-bomb limit): a full decode;
+    * tiled/whole-slide images: a decode of the first ``CHECK_TILE_PX`` square at level 0;
+    * TIFFs read whole (not tiled, so not OpenSlide's): at most :data:`MAX_DECODE_PIXELS`.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    try:
+        if suffix in _PIL_SUFFIXES:
+            with _open_pil(p) as im:
+                im.load()
+            return None
+        if suffix in _TIFF_SUFFIXES | {".svs"}:
+            why = _tiff_extent_problem(p)
+            if why:
+                return why
+        img = open_image(p)
+        try:
+            if isinstance(img, OpenSlideImage):
+                img.read_region(0, 0, min(CHECK_TILE_PX, img.width),
+                                min(CHECK_TILE_PX, img.height))
+            elif isinstance(img, TiffImage) and img.width * img.height > MAX_DECODE_PIXELS:
+                return (f"{img.width} x {img.height} px in one untiled level, too large to "
+                        f"decode whole (limit {MAX_DECODE_PIXELS:,} px); store it as a tiled "
+                        "pyramidal TIFF")
+        finally:
+            img.close()
+    except SourceFormatError as exc:
+        return exc.detail
+    except Exception as exc:  # any decoder failure means "unreadable"
+        return f"cannot decode ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _tiff_extent_problem(p: Path) -> str | None:
+    """Why the first page's strips/tiles do not fit in the file (None when they do)."""
+    import tifffile
+
+    size = p.stat().st_size
+    with tifffile.TiffFile(str(p)) as tif:
+        page = tif.pages[0]
+        offsets = getattr(page, "dataoffsets", ()) or ()
+        counts = getattr(page, "databytecounts", ()) or ()
+        end = max((int(o) + int(c) for o, c in zip(offsets, counts, strict=False)), default=0)
+    if end > size:
+        return f"truncated: its pixel data runs to byte {end:,} but the file has {size:,}"
+    return None

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mfcurate.steps import StepContext, step
+from mfcurate.pipelines.steps import StepContext, step
 
 #: The paper's values where they differ from the library defaults (5 seeds per run).
 _PAPER: dict[str, dict[str, Any]] = {"patches": {}, "train": {"seeds": 5}, "detect": {}}

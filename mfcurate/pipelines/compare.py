@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mfcurate.errors import UsageError
-from mfcurate.steps import StepContext, step
+from mfcurate.pipelines.steps import StepContext, step
 
 
 @step("compare")

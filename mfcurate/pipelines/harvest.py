@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from mfcurate.errors import MfcurateError, SourceFormatError, UsageError
-from mfcurate.steps import StepContext, step
+from mfcurate.pipelines.steps import StepContext, step
 from mfcurate.units import MppUnknownError, area_um2, mpp_of_row
 
 HARVEST_PART = "harvest"

@@ -9,7 +9,7 @@ from typing import Any
 from mfcurate.adapters import AdapterConfig, get_adapter
 from mfcurate.dataset import Dataset
 from mfcurate.dataset.duplicates import mark_duplicates
-from mfcurate.steps import StepContext, step
+from mfcurate.pipelines.steps import StepContext, step
 
 
 @dataclass
@@ -21,6 +21,9 @@ class IngestReport:
     n_objects: int
     missing_images: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    #: annotations left out, named with why (NULL coordinate, unknown image or class id)
+    skipped: list[str] = field(default_factory=list)
+    #: one line per source pair sharing images (mfcurate.dataset.duplicates)
     duplicates: list[str] = field(default_factory=list)
 
 
@@ -39,7 +42,8 @@ def ingest_source(source: str, root: Path | str, out: Path | str,
     ds.commit_source(source, images, [objects], info=adapter.source_card(), root=root)
     dups = [r.line() for r in mark_duplicates(ds, source)]
     return IngestReport(source, images.num_rows, objects.num_rows,
-                        list(adapter.missing_images), list(adapter.dropped), dups)
+                        list(adapter.missing_images), list(adapter.dropped),
+                        list(adapter.skipped), dups)
 
 
 def _ingest_step(ctx: StepContext, *, sources: list[dict[str, Any]] | None = None,

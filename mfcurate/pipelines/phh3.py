@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mfcurate.errors import MfcurateError, UsageError
+from mfcurate.pipelines.steps import StepContext, step
 from mfcurate.registration.pair import RegisterOptions, register_pair
-from mfcurate.steps import StepContext, step
 
 SLIDE_SUFFIXES = {".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".vms", ".bif", ".png",
                   ".jpg", ".jpeg"}

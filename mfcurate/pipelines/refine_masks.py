@@ -43,10 +43,10 @@ import pyarrow.compute as pc
 from mfcurate.dataset import Dataset
 from mfcurate.dataset.parts import DECIDED_STATES, MASK_RANK, PARTS
 from mfcurate.errors import MfcurateError, UsageError
+from mfcurate.pipelines.steps import StepContext, step
 from mfcurate.schemas.vocab import FIGURE_LABELS
 from mfcurate.segment import BoxSegmenter
 from mfcurate.segment.qa import QAConfig
-from mfcurate.steps import StepContext, step
 from mfcurate.units import MppUnknownError, mpp_of_row
 
 WORK_SUBDIR = "refine-masks"

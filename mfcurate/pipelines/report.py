@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mfcurate.steps import StepContext, step
+from mfcurate.pipelines.steps import StepContext, step
 
 
 @step("report")

@@ -45,7 +45,42 @@ def load_metadata(path: Path | str) -> dict[str, Any]:
     inner = data.get("metadata", data)
     if not isinstance(inner, dict):
         raise MetadataError(f"{p}: 'metadata' must be an object")
+    check_metadata_types(inner, str(p))
     return dict(inner)
+
+
+#: Deposit fields that must be text, and those that must be lists of objects / of text.
+_TEXT = ("title", "description", "version", "access_right", "license", "notes",
+         "publication_date")
+_OBJECT_LISTS = {"creators": "name", "contributors": "name", "communities": "identifier",
+                 "grants": "id", "related_identifiers": "identifier"}
+_TEXT_LISTS = ("keywords", "references")
+
+
+def check_metadata_types(md: Mapping[str, Any], where: str) -> None:
+    """Refuse fields of the wrong type, naming the file and the field.
+
+    Raises:
+        MetadataError: e.g. ``creators`` given as a string instead of a list of
+            ``{name: "Family, Given"}`` objects.
+    """
+    for k in _TEXT:
+        if k in md and not isinstance(md[k], str):
+            raise MetadataError(f"{where}: {k} must be text, not {type(md[k]).__name__}")
+    for k, needed in _OBJECT_LISTS.items():
+        if k not in md:
+            continue
+        v = md[k]
+        if not isinstance(v, list) or not all(isinstance(x, Mapping) for x in v):
+            raise MetadataError(f"{where}: {k} must be a list of objects like "
+                                f"{{{needed}: ...}}, not {type(v).__name__}")
+        for i, x in enumerate(v):
+            if not isinstance(x.get(needed), str) or not x[needed].strip():
+                raise MetadataError(f"{where}: {k}[{i}].{needed} must be non-empty text")
+    for k in _TEXT_LISTS:
+        if k in md and (not isinstance(md[k], list)
+                        or not all(isinstance(x, str) for x in md[k])):
+            raise MetadataError(f"{where}: {k} must be a list of text")
 
 
 def contents_html(summary: Mapping[str, Any], sources: Mapping[str, Mapping[str, Any]],

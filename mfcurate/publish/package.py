@@ -30,23 +30,30 @@ import shutil
 import tarfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from mfcurate import __version__
-from mfcurate.dataset import MANIFEST, Dataset, atomic_write_bytes, atomic_write_json
+from mfcurate.dataset import (
+    MANIFEST,
+    Dataset,
+    Selection,
+    as_selection,
+    atomic_write_bytes,
+    atomic_write_json,
+    select_images,
+)
 from mfcurate.errors import MfcurateError
-from mfcurate.export._filters import ObjectFilter
 from mfcurate.export.parquet_export import write_tables
 from mfcurate.publish.citation import build_citation
 from mfcurate.publish.croissant import build_croissant, validate_croissant
 from mfcurate.publish.datasheet import build_datasheet
-from mfcurate.publish.licenses import resolve_license
+from mfcurate.publish.licenses import Resolution, resolve_license
 from mfcurate.publish.metadata import check_deposit_metadata, merge_metadata
-from mfcurate.report.stats import IMG_COLS, OBJ_COLS, stats_from_tables
+from mfcurate.report.stats import IMG_COLS, OBJ_COLS, DatasetStats, stats_from_tables
 
 PACKAGE_MANIFEST = "manifest.json"
 PACKAGE_FORMAT = "mfcurate-publish-package"
@@ -136,6 +143,213 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "dataset"
 
 
+@dataclass
+class _Release:
+    """What the steps of one :func:`build_package` call share.
+
+    Attributes:
+        ds: the dataset.
+        build: the folder being built (swapped in for ``OUT`` at the end).
+        selection: the checked selection of images/objects to release.
+        version: release version.
+        title: release title.
+        creators: Zenodo creators (``{"name": ..., ...}``).
+        user_md: the publisher's deposit fields.
+        res: the licence resolution.
+        stats: statistics of the released tables.
+        summary: ``stats.summary()``.
+        deposit_md: the merged Zenodo deposit metadata.
+        entries: manifest entries so far (``path``, ``kind``; digests once written).
+        say: progress messages.
+    """
+
+    ds: Dataset
+    build: Path
+    selection: Selection
+    version: str
+    title: str
+    creators: list[Any]
+    user_md: dict[str, Any]
+    res: Resolution
+    stats: DatasetStats
+    summary: dict[str, Any]
+    deposit_md: dict[str, Any]
+    entries: list[dict[str, Any]]
+    say: Callable[[str], None]
+
+
+_ShardJob = tuple[str, str, list[list[tuple[str, Path, int]]]]  # (prefix, content, shards)
+
+
+def _fingerprint(ds: Dataset, options: Mapping[str, Any]) -> str:
+    """sha256 hex of the dataset's manifest and the build options (reuse key)."""
+    return hashlib.sha256(
+        (ds.root / MANIFEST).read_bytes() + json.dumps(options, sort_keys=True,
+                                                        default=str).encode()).hexdigest()
+
+
+def _write_tables(ds: Dataset, build: Path, flt: Selection, *, res: Resolution,
+                  user_md: dict[str, Any], version: str, title: str, creators: list[Any],
+                  say: Callable[[str], None]) -> _Release:
+    """Write ``images.parquet`` and ``objects.parquet``; compute statistics and metadata."""
+    say("writing tables")
+    write_tables(ds, build, flt)
+    stats = stats_from_tables(pq.read_table(build / "images.parquet",
+                                            columns=IMG_COLS),
+                              [pq.read_table(build / "objects.parquet",
+                                             columns=OBJ_COLS)],
+                              {k: ds.source_info(k) for k in ds.sources})
+    summary = stats.summary()
+    deposit_md = merge_metadata(user_md, resolution=res, sources=stats.sources,
+                                summary=summary, version=version)
+    entries: list[dict[str, Any]] = [{"path": "images.parquet", "kind": "table"},
+                                     {"path": "objects.parquet", "kind": "table"}]
+    return _Release(ds, build, flt, version, title, creators, user_md, res, stats, summary,
+                    deposit_md, entries, say)
+
+
+def _plan_archives(rel: _Release, *, include_crops: bool, crop_size: int,
+                   include_images: bool, max_archive_bytes: int) -> list[_ShardJob]:
+    """Cut the crops (into ``.publish/crops``) and plan the tar shards of crops and images.
+
+    Adds ``crops-index.parquet`` to ``rel.entries`` when cropping; images are sharded per
+    source, only files that exist.
+    """
+    ds, build, flt = rel.ds, rel.build, rel.selection
+    shard_jobs: list[_ShardJob] = []
+    if include_crops:
+        from mfcurate.export.crops import export_crops
+
+        rel.say("cutting crops")
+        work = build / STATE_DIR / "crops"
+        export_crops(ds, work, size_px=crop_size, selection=flt)
+        shutil.move(str(work / "crops" / "index.parquet"), build / "crops-index.parquet")
+        rel.entries.append({"path": "crops-index.parquet", "kind": "table"})
+        items = [(p.relative_to(work).as_posix(), p, p.stat().st_size)
+                 for p in sorted((work / "crops").rglob("*.png"))]
+        shard_jobs.append(("crops", "crops", plan_shards(items, max_archive_bytes)))
+    if include_images:
+        for src in sorted(rel.stats.sources):
+            rows = select_images(ds, replace(flt, sources=(src,))).to_pylist()
+            items = []
+            for r in rows:
+                p = ds.image_path(r)
+                if p.exists():
+                    items.append((f"{src}/{r['path']}", p, p.stat().st_size))
+            shard_jobs.append((f"images-{_slug(src)}", "images",
+                               plan_shards(items, max_archive_bytes)))
+    return shard_jobs
+
+
+def _check_limits(rel: _Release, shard_jobs: Sequence[_ShardJob], *, max_files: int,
+                  max_record_bytes: int, max_archive_bytes: int) -> None:
+    """Stop before packing when the release would exceed the file-count or size limit.
+
+    Raises:
+        PackageError: too many files (tables + shards + 3 documents + manifest) or bytes.
+    """
+    entries = rel.entries
+    n_files = len(entries) + sum(len(s) for _, _, s in shard_jobs) + 4  # + docs, manifest
+    if n_files > max_files:
+        raise PackageError(f"the release would have {n_files} files, over the limit of "
+                           f"{max_files} per record; raise --archive-size (now "
+                           f"{max_archive_bytes:,} bytes)")
+    planned = sum(it[2] for _, _, shards in shard_jobs for s in shards for it in s) + \
+        sum((rel.build / e["path"]).stat().st_size for e in entries)
+    if planned > max_record_bytes:
+        raise PackageError(f"the release would hold {planned:,} bytes, over the limit of "
+                           f"{max_record_bytes:,} per record; publish sources separately "
+                           "(--source) or leave out images")
+
+
+def _pack_archives(rel: _Release, shard_jobs: Sequence[_ShardJob]) -> None:
+    """Write the tar shards (``<prefix>-000.tar``...) and digest every entry so far."""
+    for prefix, content, shards in shard_jobs:
+        for i, members in enumerate(shards):
+            name = f"{prefix}-{i:03d}.tar"
+            rel.say(f"packing {name} ({len(members)} files)")
+            _write_tar(rel.build / name, members)
+            rel.entries.append({"path": name, "kind": "archive", "content": content,
+                                "members": "**/*.png" if content == "crops" else "**/*"})
+    for e in rel.entries:
+        e["md5"], e["sha256"], e["bytes"] = file_digests(rel.build / e["path"])
+
+
+def _write_documents(rel: _Release) -> list[str]:
+    """Write ``croissant.json``, ``DATASHEET.md`` and ``CITATION.cff`` and add their entries.
+
+    Returns:
+        the licence warnings followed by the Croissant validator's.
+    """
+    build, res, sources, md = rel.build, rel.res, rel.stats.sources, rel.deposit_md
+    today = dt.date.today().isoformat()
+    cite_as = "; ".join([f"{rel.title} (version {rel.version})"] +
+                        [str(v.get("citation", "")) for v in sources.values()])
+    croissant = build_croissant(
+        name=_slug(rel.title), description=re.sub(r"<[^>]+>", " ", md["description"]),
+        url=str(rel.user_md.get("url") or "https://zenodo.org/"),
+        license_url=res.license.url, creators=rel.creators, date_published=today,
+        version=rel.version, cite_as=cite_as, files=rel.entries, keywords=md["keywords"],
+        rai={"dataCollection": "Derived from public mitotic-figure datasets (see "
+                               "DATASHEET.md); masks made as listed under mask_origin.",
+             "personalSensitiveInformation": "None: de-identified histology images from "
+                                             "public datasets; no patient data."})
+    atomic_write_json(build / "croissant.json", croissant)
+    warnings = list(res.warnings) + validate_croissant(build / "croissant.json")
+    atomic_write_bytes(build / "DATASHEET.md", build_datasheet(
+        title=rel.title, version=rel.version, stats=rel.stats, resolution=res,
+        files=rel.entries, description=str(rel.user_md.get("description") or "")).encode())
+    atomic_write_bytes(build / "CITATION.cff", build_citation(
+        title=rel.title, version=rel.version, date_released=today,
+        license_spdx=res.license.spdx, creators=rel.creators, sources=sources,
+        keywords=md["keywords"]).encode())
+    for name, kind in (("croissant.json", "metadata"), ("DATASHEET.md", "metadata"),
+                       ("CITATION.cff", "metadata")):
+        md5, sha, n = file_digests(build / name)
+        rel.entries.append({"path": name, "kind": kind, "md5": md5, "sha256": sha, "bytes": n})
+    return warnings
+
+
+def _write_manifest(rel: _Release, fingerprint: str) -> list[dict[str, Any]]:
+    """Write ``manifest.json`` and ``.publish/deposit.json``; return the sorted entries."""
+    files_sorted = sorted(rel.entries, key=lambda e: str(e["path"]))
+    summary = rel.summary
+    manifest: dict[str, Any] = {
+        "format": PACKAGE_FORMAT, "mfcurate_version": __version__,
+        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "fingerprint": fingerprint, "dataset": str(rel.ds.root), "version": rel.version,
+        "title": rel.title, "license": rel.res.license.spdx,
+        "sources": {k: {f: v.get(f) for f in ("name", "citation", "doi", "license",
+                                              "homepage", "counts")}
+                    for k, v in sorted(rel.stats.sources.items())},
+        "counts": summary | {"area_um2": summary["area_um2"]},
+        "files": files_sorted,
+    }
+    atomic_write_json(rel.build / PACKAGE_MANIFEST, manifest)
+    atomic_write_json(rel.build / STATE_DIR / "deposit.json", rel.deposit_md)
+    return files_sorted
+
+
+def _assemble(rel: _Release, fingerprint: str, *, include_crops: bool, crop_size: int,
+              include_images: bool, max_archive_bytes: int, max_files: int,
+              max_record_bytes: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """Everything after the tables: archives (within the limits), documents, manifest.
+
+    Returns:
+        ``(files, warnings)``: the manifest entries sorted by path, and the licence and
+        Croissant validator warnings.
+    """
+    shard_jobs = _plan_archives(rel, include_crops=include_crops, crop_size=crop_size,
+                                include_images=include_images,
+                                max_archive_bytes=max_archive_bytes)
+    _check_limits(rel, shard_jobs, max_files=max_files, max_record_bytes=max_record_bytes,
+                  max_archive_bytes=max_archive_bytes)
+    _pack_archives(rel, shard_jobs)
+    warnings = _write_documents(rel)
+    shutil.rmtree(rel.build / STATE_DIR / "crops", ignore_errors=True)
+    return _write_manifest(rel, fingerprint), warnings
+
+
 def build_package(
     dataset: Dataset | Path | str,
     out_dir: Path | str,
@@ -167,7 +381,7 @@ def build_package(
         max_archive_bytes: largest tar shard.
         max_files: Zenodo's file limit per record.
         max_record_bytes: Zenodo's size limit per record.
-        filters: object filters (see :class:`~mfcurate.export._filters.ObjectFilter`).
+        filters: selection options (see :meth:`~mfcurate.dataset.Selection.from_options`).
         rebuild: rebuild even if an identical package exists.
         log: optional progress messages.
 
@@ -186,14 +400,12 @@ def build_package(
                "include_crops": include_crops, "crop_size": crop_size,
                "include_images": include_images, "max_archive_bytes": max_archive_bytes,
                "filters": dict(filters or {})}
-    fingerprint = hashlib.sha256(
-        (ds.root / MANIFEST).read_bytes() + json.dumps(options, sort_keys=True,
-                                                        default=str).encode()).hexdigest()
+    fingerprint = _fingerprint(ds, options)
     existing = _existing(out, fingerprint)
     if existing is not None and not rebuild:
         say(f"package in {out} is up to date; reusing it")
         return existing
-    flt = ObjectFilter.from_options(ds, **dict(filters or {}))
+    flt = as_selection(None, **dict(filters or {})).check(ds)
     if not ds.sources:
         raise PackageError(f"{ds.root}: the dataset is empty; ingest a source first")
     res = resolve_license({k: str(ds.source_info(k).get("license", "unknown"))
@@ -203,109 +415,18 @@ def build_package(
     build = out.with_name(f".{out.name}.build-{uuid.uuid4().hex[:8]}")
     build.mkdir(parents=True)
     try:
-        entries: list[dict[str, Any]] = []
-        say("writing tables")
-        write_tables(ds, build, flt)
-        stats = stats_from_tables(pq.read_table(build / "images.parquet",
-                                                columns=IMG_COLS),
-                                  [pq.read_table(build / "objects.parquet",
-                                                 columns=OBJ_COLS)],
-                                  {k: ds.source_info(k) for k in ds.sources})
-        summary = stats.summary()
-        sources = stats.sources
-        deposit_md = merge_metadata(user_md, resolution=res, sources=sources, summary=summary,
-                                    version=version)
-        entries += [{"path": "images.parquet", "kind": "table"},
-                    {"path": "objects.parquet", "kind": "table"}]
-        shard_jobs: list[tuple[str, str, list[list[tuple[str, Path, int]]]]] = []
-        if include_crops:
-            from mfcurate.export.crops import export_crops
-
-            say("cutting crops")
-            work = build / STATE_DIR / "crops"
-            export_crops(ds, work, size_px=crop_size, **dict(filters or {}))
-            shutil.move(str(work / "crops" / "index.parquet"), build / "crops-index.parquet")
-            entries.append({"path": "crops-index.parquet", "kind": "table"})
-            items = [(p.relative_to(work).as_posix(), p, p.stat().st_size)
-                     for p in sorted((work / "crops").rglob("*.png"))]
-            shard_jobs.append(("crops", "crops", plan_shards(items, max_archive_bytes)))
-        if include_images:
-            for src in sorted(sources):
-                rows = ds.images(sources=[src]).to_pylist()
-                if flt.splits:
-                    rows = [r for r in rows if r["split"] in flt.splits]
-                items = []
-                for r in rows:
-                    p = ds.image_path(r)
-                    if p.exists():
-                        items.append((f"{src}/{r['path']}", p, p.stat().st_size))
-                shard_jobs.append((f"images-{_slug(src)}", "images",
-                                   plan_shards(items, max_archive_bytes)))
-        n_files = len(entries) + sum(len(s) for _, _, s in shard_jobs) + 4  # + docs, manifest
-        if n_files > max_files:
-            raise PackageError(f"the release would have {n_files} files, over the limit of "
-                               f"{max_files} per record; raise --archive-size (now "
-                               f"{max_archive_bytes:,} bytes)")
-        planned = sum(it[2] for _, _, shards in shard_jobs for s in shards for it in s) + \
-            sum((build / e["path"]).stat().st_size for e in entries)
-        if planned > max_record_bytes:
-            raise PackageError(f"the release would hold {planned:,} bytes, over the limit of "
-                               f"{max_record_bytes:,} per record; publish sources separately "
-                               "(--source) or leave out images")
-        for prefix, content, shards in shard_jobs:
-            for i, members in enumerate(shards):
-                name = f"{prefix}-{i:03d}.tar"
-                say(f"packing {name} ({len(members)} files)")
-                _write_tar(build / name, members)
-                entries.append({"path": name, "kind": "archive", "content": content,
-                                "members": "**/*.png" if content == "crops" else "**/*"})
-        for e in entries:
-            e["md5"], e["sha256"], e["bytes"] = file_digests(build / e["path"])
-        today = dt.date.today().isoformat()
-        cite_as = "; ".join([f"{title} (version {version})"] +
-                            [str(v.get("citation", "")) for v in sources.values()])
-        croissant = build_croissant(
-            name=_slug(title), description=re.sub(r"<[^>]+>", " ", deposit_md["description"]),
-            url=str(user_md.get("url") or "https://zenodo.org/"),
-            license_url=res.license.url, creators=creators, date_published=today,
-            version=version, cite_as=cite_as, files=entries, keywords=deposit_md["keywords"],
-            rai={"dataCollection": "Derived from public mitotic-figure datasets (see "
-                                   "DATASHEET.md); masks made as listed under mask_origin.",
-                 "personalSensitiveInformation": "None: de-identified histology images from "
-                                                 "public datasets; no patient data."})
-        atomic_write_json(build / "croissant.json", croissant)
-        warnings = list(res.warnings) + validate_croissant(build / "croissant.json")
-        atomic_write_bytes(build / "DATASHEET.md", build_datasheet(
-            title=title, version=version, stats=stats, resolution=res, files=entries,
-            description=str(user_md.get("description") or "")).encode())
-        atomic_write_bytes(build / "CITATION.cff", build_citation(
-            title=title, version=version, date_released=today, license_spdx=res.license.spdx,
-            creators=creators, sources=sources, keywords=deposit_md["keywords"]).encode())
-        for name, kind in (("croissant.json", "metadata"), ("DATASHEET.md", "metadata"),
-                           ("CITATION.cff", "metadata")):
-            md5, sha, n = file_digests(build / name)
-            entries.append({"path": name, "kind": kind, "md5": md5, "sha256": sha, "bytes": n})
-        shutil.rmtree(build / STATE_DIR / "crops", ignore_errors=True)
-        files_sorted = sorted(entries, key=lambda e: str(e["path"]))
-        manifest: dict[str, Any] = {
-            "format": PACKAGE_FORMAT, "mfcurate_version": __version__,
-            "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-            "fingerprint": fingerprint, "dataset": str(ds.root), "version": version,
-            "title": title, "license": res.license.spdx,
-            "sources": {k: {f: v.get(f) for f in ("name", "citation", "doi", "license",
-                                                  "homepage", "counts")}
-                        for k, v in sorted(sources.items())},
-            "counts": summary | {"area_um2": summary["area_um2"]},
-            "files": files_sorted,
-        }
-        atomic_write_json(build / PACKAGE_MANIFEST, manifest)
-        atomic_write_json(build / STATE_DIR / "deposit.json", deposit_md)
+        rel = _write_tables(ds, build, flt, res=res, user_md=user_md, version=version,
+                            title=title, creators=creators, say=say)
+        files_sorted, warnings = _assemble(
+            rel, fingerprint, include_crops=include_crops, crop_size=crop_size,
+            include_images=include_images, max_archive_bytes=max_archive_bytes,
+            max_files=max_files, max_record_bytes=max_record_bytes)
         _swap_in(build, out)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
-    return PackageResult(out, files_sorted, res.license.spdx, deposit_md,
-                         problems=check_deposit_metadata(deposit_md), warnings=warnings)
+    return PackageResult(out, files_sorted, rel.res.license.spdx, rel.deposit_md,
+                         problems=check_deposit_metadata(rel.deposit_md), warnings=warnings)
 
 
 def _swap_in(build: Path, out: Path) -> None:

@@ -96,6 +96,10 @@ class _StreamingFile:
         self._f.close()
 
 
+#: Shortest token accepted: a shorter "secret" would be scrubbed out of every message.
+MIN_TOKEN_CHARS = 16
+
+
 class ZenodoClient:
     """Talks to one Zenodo API root (``https://zenodo.org/api``, the sandbox or a stand-in).
 
@@ -114,8 +118,14 @@ class ZenodoClient:
                  max_retries: int = 6, backoff_s: float = 1.0, max_backoff_s: float = 120.0,
                  sleep: Callable[[float], None] = time.sleep,
                  log: Callable[[str], None] | None = None) -> None:
+        token = token.strip()
         if not token:
             raise ZenodoError("no Zenodo token: set ZENODO_TOKEN or pass --token-file")
+        if len(token) < MIN_TOKEN_CHARS or any(c.isspace() for c in token):
+            raise ZenodoError(f"the Zenodo token has {len(token)} characters or contains "
+                              f"spaces; a personal access token is one word of at least "
+                              f"{MIN_TOKEN_CHARS} (Zenodo's have 60): check ZENODO_TOKEN or "
+                              "--token-file")
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.timeout = timeout

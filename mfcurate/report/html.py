@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mfcurate import __version__
-from mfcurate.dataset import Dataset, atomic_write_bytes
+from mfcurate.dataset import Dataset, Selection, atomic_write_bytes, iter_selected
 from mfcurate.report.figures import LABEL_COLOURS, area_histograms, example_grid, stacked_bars
 from mfcurate.report.stats import DatasetStats, dataset_stats
 
@@ -64,9 +64,8 @@ def _examples(ds: Dataset, stats: DatasetStats, source: str, per_label: int, cro
 
     want = pa.array(sorted(keys))
     found: dict[str, dict[str, Any]] = {}
-    for t in ds.iter_objects(sources=[source], columns=["object_key", "image_key",
-                                                        "centroid_xy", "bbox_xyxy",
-                                                        "mask_rle"]):
+    cols = ["object_key", "image_key", "centroid_xy", "bbox_xyxy", "mask_rle"]
+    for t in iter_selected(ds, Selection(sources=(source,)), columns=cols):
         t = t.filter(pc.is_in(t.column("object_key"), value_set=want))
         for r in t.to_pylist():
             found[r["object_key"]] = r
@@ -87,6 +86,25 @@ def _examples(ds: Dataset, stats: DatasetStats, source: str, per_label: int, cro
             if r["mask_rle"] else None
         by_label[label].append((rgb, mask, "/".join(key.split("/")[-2:])))
     return [(lab, items) for lab, items in by_label.items() if items]
+
+
+def _label_rounds(ds: Dataset, parts: list[str]) -> int:
+    """The label-round section (agreement table and figure per round); figures added."""
+    from mfcurate.labelround.plots import agreement_png
+    from mfcurate.labelround.summary import ROW_COLUMNS, agreement_rows, dataset_agreement
+
+    result = dataset_agreement(ds)
+    if not result:
+        return 0
+    parts += ["<h2>Label rounds</h2>", "<p>Votes of the label rounds: Fleiss' κ over the "
+              "raters, the mean of Cohen's κ over rater pairs, the share of equivocal objects "
+              "(votes not all the same certain vote) and unresolved ones (label uncertain), "
+              "overall and per tumour type.</p>",
+              _table(pd.DataFrame(agreement_rows(result), columns=list(ROW_COLUMNS)))]
+    for rid, g in result.items():
+        parts.append(_img(agreement_png(g["overall"], f"label round {rid}"),
+                          f"agreement {rid}"))
+    return len(result)
 
 
 def build_report(dataset: Dataset | Path | str, out_html: Path | str, *,
@@ -158,6 +176,7 @@ def build_report(dataset: Dataset | Path | str, out_html: Path | str, *,
             if ex:
                 parts.append(_img(example_grid(ex, src), f"examples {src}"))
                 figs += 1
+    figs += _label_rounds(ds, parts)
     parts.append("</body></html>")
     data = "\n".join(parts).encode()
     out = Path(out_html)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mfcurate.dataset import Dataset
+from mfcurate.dataset import Dataset, Selection, iter_selected, select_images
 from mfcurate.schemas.vocab import Label
 
 OBJ_COLS = ["object_key", "image_key", "source", "label", "mask_origin", "qa_state",
@@ -106,10 +106,14 @@ class DatasetStats:
         }
 
 
-def dataset_stats(ds: Dataset) -> DatasetStats:
-    """Read the narrow columns of both tables and join the image attributes onto objects."""
-    images = ds.images(columns=IMG_COLS)
-    batches = list(ds.iter_objects(columns=OBJ_COLS))
+def dataset_stats(ds: Dataset, sel: Selection | None = None) -> DatasetStats:
+    """Statistics of a selection (default: every image, rejected objects left out).
+
+    Reads the narrow columns of both tables and joins the image attributes onto objects.
+    """
+    sel = (sel or Selection()).check(ds)
+    images = select_images(ds, sel, columns=IMG_COLS)
+    batches = list(iter_selected(ds, sel, columns=OBJ_COLS, images=images))
     sources = {k: ds.source_info(k) for k in ds.sources}
     return stats_from_tables(images, batches, sources)
 

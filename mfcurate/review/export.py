@@ -25,7 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mfcurate.dataset import Dataset, atomic_write_json
+from mfcurate.dataset import Dataset, Selection, atomic_write_json, select_objects
 
 STATE_COLORS = {"flagged": (255, 0, 0), "unreviewed": (0, 200, 0), "amended": (0, 120, 255),
                 "accepted": (0, 200, 0), "rejected": (128, 128, 128)}
@@ -63,14 +63,13 @@ def export_review(dataset: Path | str, out: Path | str, *, include: str = "flagg
 
     ds = Dataset.open(dataset)
     out = Path(out)
-    t = ds.objects(sources=sources)
-    t = t.filter(pc.is_valid(t.column("mask_rle")))
-    if include == "flagged":
-        t = t.filter(pc.equal(t.column("qa_state"), "flagged"))
-    elif include != "all":
+    if include not in ("flagged", "all"):
         from mfcurate.errors import UsageError
 
         raise UsageError(f"--include must be flagged or all, not {include!r}")
+    sel = Selection.from_options(sources=sources, masked_only=True,
+                                 qa_states=["flagged"] if include == "flagged" else None)
+    t = select_objects(ds, sel)
     images = {r["image_key"]: r for r in ds.images(sources=sources).to_pylist()}
     summary = ExportSummary()
     object_keys: dict[str, list[str]] = {}

@@ -54,21 +54,11 @@ def import_review(dataset: Path | str, review_dir: Path | str, *,
     Raises:
         SourceFormatError: the folder has no ``review.json`` or a file is not valid GeoJSON.
     """
-    from mfcurate.geometry import mask_grid, mask_to_record
-    from mfcurate.io.geojson import polygon_to_mask, read_features
-    from mfcurate.units import area_um2
+    from mfcurate.io.geojson import read_features
 
     ds = Dataset.open(dataset)
     rdir = Path(review_dir)
-    meta_path = rdir / "review.json"
-    if not meta_path.exists():
-        raise SourceFormatError(meta_path, "not an export-review folder (no review.json)")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SourceFormatError(meta_path, f"invalid JSON ({exc})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("images"), dict):
-        raise SourceFormatError(meta_path, "'images' must map image keys to GeoJSON files")
+    meta_path, meta = _read_meta(rdir)
     current = ds.objects()
     rows = {r["object_key"]: r for r in current.to_pylist()}
     images = {r["image_key"]: r for r in ds.images().to_pylist()}
@@ -92,52 +82,85 @@ def import_review(dataset: Path | str, review_dir: Path | str, *,
         mpp_x = images[image_key]["mpp_x"]
         mpp_y = images[image_key]["mpp_y"]
         for key in sorted(exported | set(seen)):
-            row = rows[key]
-            fs = seen.get(key, [])
-            review = {"previous_qa_state": row["qa_state"],
-                      "previous_qa_flags": row["qa_flags"],
-                      "previous_mask_origin": row["mask_origin"]}
-            if not fs or any((f.class_name or "").strip().lower() in REJECT_NAMES for f in fs):
-                updates[key] = {"qa_state": "rejected", "_review": review, **_seen_mask(row)}
-                summary.rejected += 1
-                continue
-            polys = [f for f in fs if f.kind == "polygon"]
-            if not polys:
-                summary.unchanged += 1
-                continue
-            x0 = min(f.coords[:, 0].min() for f in polys)
-            y0 = min(f.coords[:, 1].min() for f in polys)
-            x1 = max(f.coords[:, 0].max() for f in polys)
-            y1 = max(f.coords[:, 1].max() for f in polys)
-            grid = mask_grid((x0, y0, x1, y1))
-            m = np.zeros((grid[3], grid[2]), bool)
-            for f in polys:
-                m |= polygon_to_mask(f.coords, f.holes, grid)[1]
-            rec = mask_to_record(m, (grid[0], grid[1]))
-            if rec is None:
-                updates[key] = {"qa_state": "rejected", "_review": review, **_seen_mask(row)}
-                summary.rejected += 1
-                continue
-            if _same_mask(row, rec):
-                if accept_unchanged:
-                    updates[key] = {"qa_state": "accepted", "_review": review,
-                                    **_seen_mask(row)}
-                    summary.accepted += 1
-                else:
-                    summary.unchanged += 1
-                continue
-            bbox, rle, area, _ = rec
-            updates[key] = {
-                "bbox_xyxy": list(bbox), "mask_rle": rle, "mask_origin": "manual",
-                "mask_score": 1.0, "area_px": area,
-                "area_um2": area_um2(area, mpp_x, mpp_y),
-                "qa_state": "amended", "qa_flags": [], "_review": review,
-            }
-            summary.amended += 1
+            outcome, update = _decide(rows[key], seen.get(key, []), mpp_x, mpp_y,
+                                      accept_unchanged=accept_unchanged)
+            setattr(summary, outcome, getattr(summary, outcome) + 1)
+            if update is not None:
+                updates[key] = update
     _write_updates(ds, updates)
     for u in updates.values():
         summary.by_state[u["qa_state"]] = summary.by_state.get(u["qa_state"], 0) + 1
     return summary
+
+
+def _read_meta(rdir: Path) -> tuple[Path, dict[str, Any]]:
+    """``(path, content)`` of the folder's ``review.json``.
+
+    Raises:
+        SourceFormatError: it is missing, not JSON, or has no ``images`` mapping.
+    """
+    meta_path = rdir / "review.json"
+    if not meta_path.exists():
+        raise SourceFormatError(meta_path, "not an export-review folder (no review.json)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SourceFormatError(meta_path, f"invalid JSON ({exc})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("images"), dict):
+        raise SourceFormatError(meta_path, "'images' must map image keys to GeoJSON files")
+    return meta_path, meta
+
+
+def _decide(row: dict[str, Any], fs: list[Any], mpp_x: float | None, mpp_y: float | None, *,
+            accept_unchanged: bool) -> tuple[str, dict[str, Any] | None]:
+    """The reviewer's decision on one exported object.
+
+    Args:
+        row: the object's current row.
+        fs: its features in the corrected GeoJSON (empty: the feature was deleted).
+        mpp_x: the image's pixel width (µm/px) for ``area_um2``.
+        mpp_y: the image's pixel height (µm/px).
+        accept_unchanged: an unchanged outline accepts the object.
+
+    Returns:
+        ``(outcome, update)``: outcome is the :class:`ImportSummary` counter to raise
+        (``rejected``, ``unchanged``, ``accepted`` or ``amended``); update is the ``review``
+        layer entry (``_review`` holds the previous QA state, flags and mask origin), or None.
+    """
+    from mfcurate.geometry import mask_grid, mask_to_record
+    from mfcurate.io.geojson import polygon_to_mask
+    from mfcurate.units import area_um2
+
+    review = {"previous_qa_state": row["qa_state"],
+              "previous_qa_flags": row["qa_flags"],
+              "previous_mask_origin": row["mask_origin"]}
+    if not fs or any((f.class_name or "").strip().lower() in REJECT_NAMES for f in fs):
+        return "rejected", {"qa_state": "rejected", "_review": review, **_seen_mask(row)}
+    polys = [f for f in fs if f.kind == "polygon"]
+    if not polys:
+        return "unchanged", None
+    x0 = min(f.coords[:, 0].min() for f in polys)
+    y0 = min(f.coords[:, 1].min() for f in polys)
+    x1 = max(f.coords[:, 0].max() for f in polys)
+    y1 = max(f.coords[:, 1].max() for f in polys)
+    grid = mask_grid((x0, y0, x1, y1))
+    m = np.zeros((grid[3], grid[2]), bool)
+    for f in polys:
+        m |= polygon_to_mask(f.coords, f.holes, grid)[1]
+    rec = mask_to_record(m, (grid[0], grid[1]))
+    if rec is None:
+        return "rejected", {"qa_state": "rejected", "_review": review, **_seen_mask(row)}
+    if _same_mask(row, rec):
+        if accept_unchanged:
+            return "accepted", {"qa_state": "accepted", "_review": review, **_seen_mask(row)}
+        return "unchanged", None
+    bbox, rle, area, _ = rec
+    return "amended", {
+        "bbox_xyxy": list(bbox), "mask_rle": rle, "mask_origin": "manual",
+        "mask_score": 1.0, "area_px": area,
+        "area_um2": area_um2(area, mpp_x, mpp_y),
+        "qa_state": "amended", "qa_flags": [], "_review": review,
+    }
 
 
 def _seen_mask(row: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pyarrow.compute as pc
 
-from mfcurate.dataset import Dataset
+from mfcurate.dataset import Dataset, Selection, iter_selected
 
 
 @dataclass
@@ -52,9 +52,9 @@ def qa_summary(dataset: Dataset) -> list[QARow]:
     out: list[QARow] = []
     for source in dataset.sources:
         row = QARow(source=source)
-        for t in dataset.iter_objects(sources=[source],
-                                      columns=["mask_rle", "mask_origin", "qa_state",
-                                                       "qa_flags", "extra"]):
+        every = Selection(sources=(source,), include_rejected=True, include_duplicates=True)
+        for t in iter_selected(dataset, every, columns=["mask_rle", "mask_origin",
+                                                        "qa_state", "qa_flags", "extra"]):
             row.objects += t.num_rows
             row.with_mask += int(pc.sum(pc.is_valid(t.column("mask_rle"))).as_py() or 0)
             for v in pc.value_counts(pc.drop_null(t.column("mask_origin"))).to_pylist():

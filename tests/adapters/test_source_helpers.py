@@ -62,7 +62,7 @@ def test_point_csv_reader(tmp_path: Path) -> None:
     with pytest.raises(SourceFormatError, match="line 1: odd number"):
         read_number_rows(f, min_fields=2, even=True)
     f.write_text("row,col\n")
-    with pytest.raises(SourceFormatError, match="line 1: expected numbers"):
+    with pytest.raises(SourceFormatError, match="line 1: field 1: expected a number"):
         read_number_rows(f, min_fields=2)
 
 

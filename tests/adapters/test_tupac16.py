@@ -97,3 +97,52 @@ def test_release_part_folders(tmp_path: Path) -> None:
     assert a.missing_images == []
     assert set(images.column("width").to_pylist()) == {fake.TILE}
     assert label_counts(objects) == spec.counts
+
+
+def test_alternative_labels_win_and_are_recorded(tmp_path: Path) -> None:
+    import shutil
+
+    from mfcurate.adapters import AdapterConfig, get_adapter
+
+    spec = fake.generate(tmp_path / "src")
+    root = spec.root
+    (root / "TUPAC_AL").mkdir()
+    for folder in ("mitoses_ground_truth", "nonmitoses_ground_truth"):
+        shutil.copytree(root / folder, root / "TUPAC_AL" / folder)
+    shutil.rmtree(root / "nonmitoses_ground_truth")  # the root csv is now the original set
+    first = root / "mitoses_ground_truth" / "01" / "01.csv"
+    first.write_text("".join(first.read_text().splitlines(keepends=True)[1:]))
+
+    def read(**options: str):  # type: ignore[no-untyped-def]
+        a = get_adapter("tupac16")(root, AdapterConfig(options=options))
+        return a, label_counts(a.to_tables()[1])
+
+    a, counts = read()
+    assert a.label_set == "alternative" and counts == spec.counts
+    assert a.source_card()["label_set"] == ("alternative labels (Bertram et al. 2020), read "
+                                            "from TUPAC_AL/mitoses_ground_truth/")
+    a, counts = read(label_set="original")
+    assert (a.mode, a.label_set) == ("csv", "original")
+    assert counts == {"mitotic_figure": spec.counts["mitotic_figure"] - 1}
+    shutil.rmtree(root / "TUPAC_AL")
+    shutil.rmtree(root / "mitoses_ground_truth")
+    a, counts = read()  # DBs only: the alternative DB beats TUPAC.sqlite and the stitched one
+    assert (a.mode, a.label_set) == ("alternative", "alternative") and counts == spec.counts
+    a, _ = read(label_set="original")
+    assert a.mode == "tiles" and "original TUPAC16 labels" in a.labels_read
+
+
+def test_info_prints_the_label_set(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mfcurate.cli import app
+
+    spec = fake.generate(tmp_path / "src")
+    runner = CliRunner()
+    ds = tmp_path / "ds"
+    assert runner.invoke(app, ["ingest", "tupac16", str(spec.root), "--out", str(ds)]
+                         ).exit_code == 0
+    res = runner.invoke(app, ["info", str(ds)])
+    assert res.exit_code == 0
+    assert "tupac16: alternative labels (Bertram et al. 2020), read from " \
+           "mitoses_ground_truth/" in res.output

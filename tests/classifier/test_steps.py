@@ -8,7 +8,7 @@ import pytest
 import torch
 from rich.console import Console
 
-from mfcurate.steps import StepContext, all_steps
+from mfcurate.pipelines.steps import StepContext, all_steps
 
 
 def test_steps_chain_through_state(synth_dataset: Path, tmp_path: Path,

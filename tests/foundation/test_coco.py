@@ -12,7 +12,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from mfcurate.dataset import Dataset
-from mfcurate.export.coco import CocoFilters, export_coco
+from mfcurate.export.coco import export_coco
 from mfcurate.pipelines.ingest import ingest_source
 from mfcurate.schemas import COCO_CATEGORY_IDS, Label
 from mfcurate.synth.sources import generators
@@ -57,7 +57,7 @@ def test_round_trip_through_pycocotools(dataset: Dataset, tmp_path: Path) -> Non
 
 def test_filters_and_by_source(dataset: Dataset, tmp_path: Path) -> None:
     report = export_coco(dataset, tmp_path, by_source=True,
-                         filters=CocoFilters(labels=["mitotic_figure"]))
+                         labels=["mitotic_figure"])
     names = sorted(Path(p).name for p in report.files)
     assert names == ["folder.json", "midog__.json"] or names == ["folder.json", "midog_.json"]
     for path in report.files:
@@ -70,7 +70,7 @@ def test_real_midog_boxes_come_out_as_50px_xywh(tmp_path: Path) -> None:
     root = real_path("midogpp")
     ingest_source("midog++", root, tmp_path / "ds")
     report = export_coco(Dataset.open(tmp_path / "ds"), tmp_path / "out",
-                         filters=CocoFilters(splits=["test"]))
+                         splits=["test"])
     data = json.loads(Path(next(iter(report.files))).read_text())
     sizes = [(a["bbox"][2], a["bbox"][3]) for a in data["annotations"]]
     assert len(sizes) == 2467 + 2916

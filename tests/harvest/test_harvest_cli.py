@@ -11,7 +11,7 @@ import pytest
 from harvest_synth import OVERLAP, TILE, make_synth_dataset
 
 from mfcurate.dataset import Dataset
-from mfcurate.steps import StepContext, all_steps
+from mfcurate.pipelines.steps import StepContext, all_steps
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -147,7 +147,7 @@ def test_cli_errors(tmp_path):
 def test_registered_step_runs_with_demo_options(tmp_path):
     from rich.console import Console
 
-    from mfcurate.steps import StepContext, all_steps
+    from mfcurate.pipelines.steps import StepContext, all_steps
 
     ds_dir, _ = make_dataset(tmp_path, n_images=1)
     console = Console(record=True)

@@ -74,7 +74,7 @@ def test_adapter_ingests_the_batch_output(batch, tmp_path: Path) -> None:
 def test_step_is_registered() -> None:
     import inspect
 
-    from mfcurate.steps import all_steps
+    from mfcurate.pipelines.steps import all_steps
 
     fn = all_steps()["register-phh3"]
     assert {"pairs", "out", "synthetic_pairs", "method"} <= set(inspect.signature(fn).parameters)

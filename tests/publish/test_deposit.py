@@ -23,7 +23,7 @@ TOKEN = "zen-TEST-tok-5f2b9c1e77d04a"  # a recognisable secret to search for
 
 @pytest.fixture
 def standin(tmp_path: Path) -> Iterator[Any]:
-    from mfcurate.publish.standin import ZenodoStandIn
+    from mfcurate.testing.zenodo_standin import ZenodoStandIn
 
     with ZenodoStandIn(TOKEN, tmp_path / "zenodo-store") as s:
         yield s
@@ -220,7 +220,7 @@ def test_error_bodies_both_shapes(standin: Any) -> None:
     msg = str(e2.value)
     assert "A validation error occurred" in msg and "files.enabled: Missing uploaded files" in msg
     assert "metadata.title: Missing data for required field." in msg
-    bad = ZenodoClient(standin.base_url, "wrong-token", sleep=lambda s: None)
+    bad = ZenodoClient(standin.base_url, "wrong-token-0123456789", sleep=lambda s: None)
     with pytest.raises(ZenodoError, match="HTTP 401"):
         bad.create_deposition()
     r = requests.post(f"{standin.base_url}/deposit/depositions", data=b"{}",

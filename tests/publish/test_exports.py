@@ -46,11 +46,11 @@ def test_parquet_export_round_trip(dataset: Path, tmp_path: Path) -> None:
     assert {r["split"] for r in imgs} == {"train"}
     q = export_parquet(ds, tmp_path / "q", qa_states=["rejected"])
     assert q["files"]["objects.parquet"]["rows"] > 0
-    with pytest.raises(UsageError, match="unknown label"):
+    with pytest.raises(UsageError, match="labels: unknown value"):
         export_parquet(ds, tmp_path / "x", labels=["mitosis"])
     with pytest.raises(UsageError, match="not in"):
         export_parquet(ds, tmp_path / "x", sources=["tupac16"])
-    with pytest.raises(UsageError, match="unknown export filter"):
+    with pytest.raises(UsageError, match="unknown selection option"):
         export_parquet(ds, tmp_path / "x", colour="red")
 
 

@@ -12,8 +12,8 @@ import torch
 
 from mfcurate.classifier.train import TrainConfig
 from mfcurate.errors import UsageError
+from mfcurate.pipelines.steps import all_steps
 from mfcurate.recipe import Recipe, _check_options, resolve_paths, run_recipe, step_name
-from mfcurate.steps import all_steps
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted((REPO / "pipelines").glob("*.toml"))

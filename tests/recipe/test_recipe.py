@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mfcurate.errors import UsageError
+from mfcurate.pipelines.steps import STEPS, StepContext, all_steps
 from mfcurate.recipe import (
     CANONICAL_ORDER,
     Recipe,
@@ -20,7 +21,6 @@ from mfcurate.recipe import (
     parse_set_option,
     run_recipe,
 )
-from mfcurate.steps import STEPS, StepContext, all_steps
 
 REPO = Path(__file__).resolve().parents[2]
 CALLS: list[tuple[str, dict[str, Any]]] = []

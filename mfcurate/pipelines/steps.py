@@ -19,6 +19,8 @@ from typing import Any
 
 from rich.console import Console
 
+from mfcurate.ui import SafeConsole
+
 
 @dataclass
 class StepContext:
@@ -36,7 +38,7 @@ class StepContext:
 
     dataset: Path
     work_dir: Path
-    console: Console = field(default_factory=Console)
+    console: Console = field(default_factory=SafeConsole)
     scheduler: str | None = None
     workers: int = 1
     seed: int = 0
