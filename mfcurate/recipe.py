@@ -20,11 +20,25 @@ A recipe looks like::
     [steps.report]
     out = "report.html"
 
-Steps run in the order the recipe lists them.  Relative paths (``work_dir``-relative) are
-resolved for source roots and for step options whose name looks like a path (``out``,
-``root``, ``checkpoint``, ``*_dir``, ``*_path``, ``*_file``...).  The sources are handed to
-every step as ``ctx.state["sources"]`` (a list of ``{key, root, options}``) and, if the step
-function takes a ``sources`` argument, as that argument.
+Steps run in the order the recipe lists them.  A step may appear more than once under a
+label, ``[steps."train-classifier:rgb"]`` (the step ``train-classifier``, label ``rgb``), so one
+recipe can run both arms of an ablation; a labelled ``score`` step files its per-seed score
+files under the label for a later ``compare`` step.
+
+``[run] preset`` is ``"paper"`` (default) or ``"quick"`` (``mfcurate run --quick``).  A paper
+run of a recipe that trains or segments with SAM on a machine without a GPU stops before the
+first step and says what it would do and roughly how long it would take (unless
+``[run] allow_cpu = true``); it never drops to the quick preset silently.  ``[run] holdout``
+(``["SOURCE:SPLIT", ...]``) is the default holdout of ``build-patches`` and
+``train-classifier``, and ``[run] test_set`` (``{only_sources = [...], species = [...],
+tumour_types = [...]}``) the default images of ``detect`` and ``score``, so an ablation names
+its partitions once.
+
+Relative paths (``work_dir``-relative) are resolved for source roots and for step options
+whose name looks like a path (``out``, ``root``, ``checkpoint``, ``*_dir``, ``*_path``,
+``*_file``...).  The sources are handed to every step as ``ctx.state["sources"]`` (a list
+of ``{key, root, options}``) and, if the step function takes a ``sources`` argument, as that
+argument.
 
 A run log (``WORK_DIR/run-log.json``) records each finished step with the hash of its
 options; a rerun skips steps whose options did not change, unless an earlier step ran again
@@ -56,8 +70,10 @@ from mfcurate.ui import SafeConsole
 RUN_LOG = "run-log.json"
 #: Pipeline order of the known steps (a recipe may list any registered subset).
 CANONICAL_ORDER = ("ingest", "refine-masks", "harvest", "register-phh3", "build-patches",
-                   "train-classifier", "detect", "score", "export", "report", "publish")
-_PATH_KEYS = {"out", "root", "checkpoint", "dir", "path", "file", "out_dir", "model"}
+                   "train-classifier", "detect", "score", "compare", "export", "report",
+                   "publish")
+_PATH_KEYS = {"out", "root", "checkpoint", "dir", "path", "file", "out_dir", "model",
+              "pretrained"}
 _PATH_SUFFIXES = ("_dir", "_path", "_file", "_root", "_checkpoint")
 
 
@@ -220,7 +236,7 @@ def run_recipe(path_or_recipe: Path | str | Recipe, *,
         recipe = apply_overrides(recipe, overrides)
     where = str(recipe.path) if recipe.path else "recipe"
     registry = all_steps()
-    unknown = [s for s in recipe.steps if s not in registry]
+    unknown = [s for s in recipe.steps if step_name(s) not in registry]
     if unknown:
         raise RecipeError(f"{where}: unknown step(s) {', '.join(unknown)}; registered steps: "
                           f"{', '.join(sorted(registry)) or 'none'}")
@@ -241,17 +257,25 @@ def run_recipe(path_or_recipe: Path | str | Recipe, *,
     log = _load_log(log_path)
     ctx.state.update(log.get("state", {}))
     ctx.state["sources"] = sources
+    ctx.state["preset"] = preset = str(recipe.run.get("preset", "paper"))
+    ctx.state["holdout"] = recipe.run.get("holdout")
+    ctx.state["test_set"] = dict(recipe.run.get("test_set") or {})
+    if preset not in ("paper", "quick", "auto"):
+        raise RecipeError(f"{where}: [run] preset must be paper, quick or auto (got {preset!r})")
+    if preset == "paper" and not recipe.run.get("allow_cpu"):
+        check_paper_device(recipe, dataset)
     rerun = False
     results = []
     names = list(recipe.steps)
     for n, name in enumerate(names, 1):
-        fn = registry[name]
+        fn = registry[step_name(name)]
+        ctx.state["step_label"] = name.partition(":")[2]
         options = resolve_paths(recipe.steps[name], work_dir)
         if "sources" in inspect.signature(fn).parameters and "sources" not in options:
             options["sources"] = sources
         _check_options(fn, name, options, where)
         digest = _hash({"options": options, "sources": sources, "seed": ctx.seed,
-                        "dataset": str(dataset)})
+                        "dataset": str(dataset), "run": {k: recipe.run.get(k) for k in _RUN_KEYS}})
         rerun = rerun or name == from_step
         done = log["steps"].get(name)
         if not rerun and done and done.get("options_hash") == digest:
@@ -273,6 +297,62 @@ def run_recipe(path_or_recipe: Path | str | Recipe, *,
         results.append({"name": name, "status": "ran", "seconds": secs,
                         "summary": _jsonable(summary)})
     return {"work_dir": str(work_dir), "dataset": str(dataset), "steps": results}
+
+
+#: ``[run]`` keys whose change re-runs every step (they change what the steps compute).
+_RUN_KEYS = ("preset", "holdout", "test_set")
+
+
+def step_name(key: str) -> str:
+    """The registered step of a recipe step key (``"score:rgb"`` -> ``"score"``)."""
+    return key.partition(":")[0]
+
+
+#: Training throughput assumed for CPU estimates: ResNet18 with the mask branch at 64 px,
+#: forward + backward, measured at ~94 patches/s on 2 CPU threads (a rough figure).
+CPU_PATCHES_PER_S = 94.0
+#: Objects of the paper's build when the dataset does not exist yet: 74,620 MF and 105,538
+#: mitotic-like figures (OMG-Net abstract); harvested background nuclei come on top.
+PAPER_OBJECTS = 74_620 + 105_538
+_HEAVY = ("train-classifier", "detect", "refine-masks", "harvest")
+
+
+def check_paper_device(recipe: Recipe, dataset: Path) -> None:
+    """Raise :class:`UsageError` with the plan and a time estimate for a paper run on CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    heavy = [k for k in recipe.steps if step_name(k) in _HEAVY]
+    if not heavy:
+        return
+    n_obj, what = PAPER_OBJECTS, "the paper's 180,158 MF + mitotic-like (harvested on top)"
+    manifest = dataset / "manifest.json"
+    if manifest.exists():
+        try:
+            n_obj = int(json.loads(manifest.read_text())["counts"]["objects"])
+            what = f"the dataset's {n_obj:,} objects"
+        except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+            pass
+    lines = []
+    for k in heavy:
+        opts = recipe.steps[k]
+        if step_name(k) == "train-classifier":
+            epochs, seeds = int(opts.get("epochs", 30)), int(opts.get("seeds", 1))
+            hours = n_obj * epochs * seeds / CPU_PATCHES_PER_S / 3600
+            lines.append(f"  {k}: {seeds} seed(s) x {epochs} epochs over {what}: at least "
+                         f"{hours:,.0f} CPU hours at ~{CPU_PATCHES_PER_S:.0f} patches/s")
+        elif opts.get("sam_checkpoint"):
+            lines.append(f"  {k}: SAM {opts.get('sam_model', 'vit_h')} on CPU: its image "
+                         "encoder (~3 TFLOP for ViT-H) takes roughly 30 s or more per 1024 px "
+                         "tile, for every tile of every image")
+        else:
+            lines.append(f"  {k}: as configured")
+    raise UsageError("this is a paper-scale run and no GPU is visible; it would run:\n"
+                     + "\n".join(lines)
+                     + "\nrun it on a GPU machine, ask for the short version with --quick "
+                       "(--set run.preset=\"quick\"), or --set run.allow_cpu=true to run the "
+                       "full version on this CPU anyway")
 
 
 def _check_options(fn: Any, name: str, options: Mapping[str, Any], where: str) -> None:

@@ -51,6 +51,7 @@ HPF10_MM2 = 2.37
 CANDIDATE_SCHEMA = pa.schema([
     ("image", pa.string()), ("x", pa.float64()), ("y", pa.float64()), ("score", pa.float64()),
     ("area_um2", pa.float64()), ("seg_score", pa.float64()), ("origin", pa.string()),
+    ("member_scores", pa.string()),
 ])
 
 
@@ -139,11 +140,16 @@ class Ensemble:
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
 
-    @torch.no_grad()
     def predict(self, rgb: npt.NDArray[np.uint8], mask: npt.NDArray[np.uint8],
                 batch_size: int = 256) -> npt.NDArray[np.float64]:
         """Mean P(mitotic figure) of ``(N, S, S, 3)`` uint8 crops and ``(N, S, S)`` masks."""
-        out = np.zeros(len(rgb), np.float64)
+        return self.predict_members(rgb, mask, batch_size).mean(0)
+
+    @torch.no_grad()
+    def predict_members(self, rgb: npt.NDArray[np.uint8], mask: npt.NDArray[np.uint8],
+                        batch_size: int = 256) -> npt.NDArray[np.float64]:
+        """``(K, N)`` P(mitotic figure) of each of the K members (model file order)."""
+        out = np.zeros((len(self.models), len(rgb)), np.float64)
         for i in range(0, len(rgb), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(rgb[i:i + batch_size])).to(self.device)
             x = (x.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
@@ -153,7 +159,7 @@ class Ensemble:
                                 enabled=self.device.type == "cuda"):
                 probs = torch.stack([torch.softmax(model(x, m).float(), 1)[:, 1]
                                      for model in self.models])
-            out[i:i + batch_size] = probs.mean(0).cpu().numpy()
+            out[:, i:i + batch_size] = probs.cpu().numpy()
         return out
 
 
@@ -166,7 +172,7 @@ def classify_image(src: Any, segmenter: AutoSegmenter, ensemble: Ensemble,
     (:mod:`mfcurate.classifier.tile_pipeline`).
     """
     cands, times = detect_tiles(
-        src, segmenter, lambda rgb, mask: ensemble.predict(rgb, mask, cfg.batch_size),
+        src, segmenter, lambda rgb, mask: ensemble.predict_members(rgb, mask, cfg.batch_size),
         ensemble.patch, mpp, grid, tiles, batch_size=cfg.batch_size, prefetch=cfg.prefetch)
     out = _dedup(cands, cfg.dedup_um / math.sqrt(mpp[0] * mpp[1]))
     times.candidates = len(out)
@@ -267,6 +273,7 @@ def detect_task(payload: dict[str, Any]) -> pa.Table:
         "y": [c.y for c in cands], "score": [c.score for c in cands],
         "area_um2": [c.area_px * area for c in cands],
         "seg_score": [c.seg_score for c in cands], "origin": [c.origin for c in cands],
+        "member_scores": [";".join(f"{v:.6g}" for v in c.member_scores) for c in cands],
     }, schema=CANDIDATE_SCHEMA.with_metadata({
         b"mpp": json.dumps(list(mpp)).encode(),
         b"size": json.dumps([payload.get("width"), payload.get("height")]).encode(),
@@ -422,16 +429,23 @@ def _write_outputs(out_dir: Path, jobs: Sequence[ImageJob], tables: list[pa.Tabl
 
 
 def dataset_jobs(dataset: Path | str, split: str | None = "test",
-                 limit: int | None = None) -> list[ImageJob]:
-    """Images of a dataset split as jobs (``image`` column = image key)."""
-    from mfcurate.dataset import Dataset
+                 limit: int | None = None, selection: Any = None) -> list[ImageJob]:
+    """Images of a dataset split as jobs (``image`` column = image key).
+
+    ``selection`` (a :class:`mfcurate.dataset.Selection`) narrows the images further
+    (``--source``, ``--species``, ``--tumour``, ``--images``); duplicates are left out.
+    """
+    from dataclasses import replace as _replace
+
+    from mfcurate.dataset import Dataset, Selection, select_images
 
     ds = Dataset.open(dataset)
-    jobs = []
-    for im in ds.images().to_pylist():
-        if split not in (None, "all") and im["split"] != split:
-            continue
-        jobs.append(ImageJob(im["image_key"], ds.image_path(im), im["mpp_x"]))
+    sel = selection if selection is not None else Selection()
+    if split not in (None, "all"):
+        sel = _replace(sel, splits=(split,))
+    jobs = [ImageJob(im["image_key"], ds.image_path(im), im["mpp_x"])
+            for im in select_images(ds, sel.check(ds)).to_pylist()]
     if not jobs:
-        raise DatasetError(f"{ds.root}: no images in split {split!r}")
+        raise DatasetError(f"{ds.root}: no images in split {split!r}"
+                           + (" matching the selection" if selection is not None else ""))
     return jobs[:limit] if limit else jobs

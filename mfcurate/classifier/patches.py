@@ -41,7 +41,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mfcurate.dataset import Dataset, atomic_write_json, write_parquet_atomic
+from mfcurate.dataset import (
+    Dataset,
+    Selection,
+    atomic_write_json,
+    iter_selected,
+    select_images,
+    write_parquet_atomic,
+)
 from mfcurate.errors import DatasetError
 from mfcurate.executor import Task, run_tasks
 from mfcurate.geometry import decode_mask, mask_grid
@@ -227,6 +234,7 @@ class BuildReport:
     n_disk_skipped: int = 0
     n_in_figure_box_skipped: int = 0
     skipped_by_label: dict[str, dict[str, int]] | None = None
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line: patches, figures, and what label hygiene left out (per label)."""
@@ -248,22 +256,41 @@ class BuildReport:
 
 
 def _image_tasks(ds: Dataset, cfg: PatchConfig, default_mpp: float | None,
-                 sources: Sequence[str] | None, include_disk: bool = False
+                 sel: Selection, include_disk: bool = False
                  ) -> tuple[list[Task], int, dict[str, dict[str, int]]]:
-    from mfcurate.classifier.hygiene import training_filter
+    """One task per selected image with objects to cut.
 
-    images = ds.images(sources=sources).to_pylist()
+    Images and objects are chosen by ``sel`` (:func:`mfcurate.dataset.iter_selected`), so
+    duplicates and held-out images (and their copies) never reach the store; then label
+    hygiene (:func:`mfcurate.classifier.hygiene.training_filter`) leaves out disk stand-ins
+    and negatives inside a mitotic figure's box.
+
+    Returns:
+        The tasks, the number of rejected objects left out, and what hygiene left out.
+    """
+    from mfcurate.classifier.hygiene import training_filter
+    from mfcurate.schemas.tables import OBJECTS_SCHEMA
+
+    image_table = select_images(ds, sel)
+    images = image_table.to_pylist()
     cols = ["object_key", "image_key", "label", "centroid_xy", "bbox_xyxy", "source_bbox_xyxy",
             "mask_rle", "mask_origin", "qa_state"]
-    objs = ds.objects(sources=sources, columns=cols)
-    rejected = pc.equal(objs.column("qa_state"), "rejected")
-    n_rejected = int(pc.sum(rejected).as_py() or 0)
-    objs = objs.filter(pc.invert(rejected))
-    # ``uncertain`` (label rounds that could not agree) is never trained as either class
-    objs = objs.filter(pc.is_in(objs.column("label"),
-                                value_set=pa.array(sorted(TRAINABLE_LABELS))))
+    count_rejected = sel.qa_states is None and not sel.include_rejected
+    read = replace(sel, include_rejected=True) if count_rejected else sel
+    n_rejected = 0
+    trainable = pa.array(sorted(TRAINABLE_LABELS))
+    tables = []
+    for t in iter_selected(ds, read, cols, images=image_table.select(["image_key", "source"])):
+        if count_rejected:
+            rejected = pc.equal(t.column("qa_state"), "rejected")
+            n_rejected += int(pc.sum(rejected).as_py() or 0)
+            t = t.filter(pc.invert(pc.fill_null(rejected, False)))
+        # ``uncertain`` (label rounds that could not agree) is never trained as either class
+        tables.append(t.filter(pc.is_in(t.column("label"), value_set=trainable)))
+    objs = (pa.concat_tables(tables) if tables
+            else OBJECTS_SCHEMA.empty_table().select(cols))
     keep, skipped = training_filter(objs, include_disk=include_disk)
-    objs = objs.filter(pa.array(keep))
+    objs = objs.filter(pa.array(keep, pa.bool_()))
     by_image: dict[str, list[tuple[Any, ...]]] = {}
     for r in objs.to_pylist():
         cx, cy = r["centroid_xy"]
@@ -300,6 +327,8 @@ def build_patch_store(
     cfg: PatchConfig | None = None,
     *,
     sources: Sequence[str] | None = None,
+    selection: Selection | None = None,
+    holdout: Sequence[str] | None = None,
     default_mpp: float | None = None,
     workers: int = 1,
     scheduler: str | None = None,
@@ -321,7 +350,10 @@ def build_patch_store(
         dataset: dataset folder.
         out: store folder (default ``DATASET/patches``).
         cfg: patch geometry.
-        sources: only these sources (default all).
+        sources: only these sources (default all; ignored when ``selection`` is given).
+        selection: which images and objects to cut (default: ``sources`` minus ``holdout``).
+        holdout: ``SOURCE:SPLIT`` pairs left out (default ``midog++:test`` where present,
+            see :func:`mfcurate.classifier.pool.holdout_pairs`).
         default_mpp: µm/px for images that have none (otherwise such images are an error).
         workers: local worker processes.
         scheduler: Dask scheduler address.
@@ -335,7 +367,14 @@ def build_patch_store(
     cfg = cfg or PatchConfig()
     ds = Dataset.open(dataset)
     out_dir = Path(out) if out is not None else ds.root / "patches"
-    tasks, n_rejected, skipped = _image_tasks(ds, cfg, default_mpp, sources, include_disk)
+    if selection is None:
+        from mfcurate.classifier.pool import pool_selection
+
+        selection, notes = pool_selection(ds, {"sources": sources}, holdout)
+    else:
+        notes = []
+    sel = selection.check(ds)
+    tasks, n_rejected, skipped = _image_tasks(ds, cfg, default_mpp, sel, include_disk)
     if not tasks:
         n_skip = sum(sum(v.values()) for v in skipped.values())
         raise DatasetError(f"{ds.root}: no objects to cut patches from ({n_rejected} rejected, "
@@ -366,7 +405,7 @@ def build_patch_store(
         "n_in_figure_box_skipped": n_inside,
         "in_figure_box_skipped_by_label": skipped["in_figure_box_skipped"],
         "patches_by_label": _by_label(index), "disk_by_label": _by_label(index, "disk"),
-        "shard_size": shard_size,
+        "shard_size": shard_size, "selection": sel.describe(), "notes": notes,
     }
     atomic_write_json(out_dir / STORE_FILE, meta)
     for old in out_dir.glob("data-*"):
@@ -375,7 +414,7 @@ def build_patch_store(
     return BuildReport(out_dir, len(tasks), index.num_rows, int(targets.sum()), n_disk,
                        n_rejected, n_disk_skipped, n_inside,
                        {"disk": skipped["disk_skipped"],
-                        "in_figure_box": skipped["in_figure_box_skipped"]})
+                        "in_figure_box": skipped["in_figure_box_skipped"]}, notes)
 
 
 def _by_label(index: pa.Table, mask_kind: str | None = None) -> dict[str, int]:

@@ -51,6 +51,21 @@ class Candidate:
     seg_score: float
     origin: str
     score: float = float("nan")
+    member_scores: tuple[float, ...] = ()
+
+
+def assign_scores(cands: Sequence[Candidate], scores: npt.NDArray[np.float64]) -> None:
+    """Set candidates' scores from ``(N,)`` scores or ``(K, N)`` per-member scores.
+
+    With member scores, ``score`` is their mean and ``member_scores`` keeps each.
+    """
+    if scores.ndim == 2:
+        for c, col in zip(cands, scores.T, strict=True):
+            c.score = float(col.mean())
+            c.member_scores = tuple(float(v) for v in col)
+        return
+    for c, v in zip(cands, scores, strict=True):
+        c.score = float(v)
 
 
 @dataclass
@@ -209,9 +224,7 @@ def detect_tiles(src: Any, segmenter: AutoSegmenter, predict: Callable[..., Any]
     def classify(item: tuple[list[Candidate], list[Any], list[Any]]) -> None:
         cands, rgbs, masks = item
         t0 = time.perf_counter()
-        scores = predict(np.stack(rgbs), np.stack(masks))
-        for c, s in zip(cands, scores, strict=True):
-            c.score = float(s)
+        assign_scores(cands, predict(np.stack(rgbs), np.stack(masks)))
         times.classify += time.perf_counter() - t0
 
     clf = _Worker(classify, maxsize=1)
@@ -282,8 +295,7 @@ def _sequential(src: Any, segmenter: AutoSegmenter, predict: Callable[..., Any],
         times.cut += time.perf_counter() - t0 - t_seg
         if cands:
             t1 = time.perf_counter()
-            for c, sc in zip(cands, predict(np.stack(rgbs), np.stack(masks)), strict=True):
-                c.score = float(sc)
+            assign_scores(cands, predict(np.stack(rgbs), np.stack(masks)))
             times.classify += time.perf_counter() - t1
         out.extend(cands)
     return out

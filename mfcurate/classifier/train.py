@@ -3,7 +3,9 @@
 A run folder holds everything needed to reproduce and use the run::
 
     RUN/config.json        # every hyper-parameter, the patch store, library versions
-    RUN/splits.json        # per member: seed, train and validation image keys, patch counts
+    RUN/splits.json        # the pool's selection and holdout; per member: seed, train and
+                           # validation image keys, patch counts
+    RUN/val_images.txt     # image keys no member trained on (the ensemble may tune on these)
     RUN/seed-<s>/metrics.csv  # Lightning CSVLogger (train_loss, val_loss, val_acc, val_f1, lr)
     RUN/seed-<s>/best.ckpt    # Lightning checkpoint (weights) with the lowest val_loss
     RUN/seed-<s>/model.pt     # the best weights + model config, what `detect` loads
@@ -12,6 +14,12 @@ A run folder holds everything needed to reproduce and use the run::
 Splits are drawn **by image** (neighbouring crops of one image would leak between train and
 validation otherwise) with ``numpy.random.default_rng(seed)`` over the sorted image keys.  A
 member whose ``model.pt`` exists is not retrained, so an interrupted ``--seeds 5`` run resumes.
+
+The pool is chosen as the paper did (:mod:`mfcurate.classifier.pool`): every patch of the
+store except those of the held-out ``SOURCE:SPLIT`` pairs (default ``midog++:test``) and
+their copies in other sources, optionally filtered by source, species, tumour type, label or
+split for ablations.  ``max_train_mf`` keeps a seeded random subset of each member's training
+mitotic figures (F1 against the number of training figures).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +46,8 @@ from torch.utils.data import Dataset as TorchDataset
 from mfcurate.classifier.augment import random_dihedral, random_stain
 from mfcurate.classifier.model import IMAGENET_MEAN, IMAGENET_STD, build_model
 from mfcurate.classifier.patches import PatchStore
-from mfcurate.dataset import atomic_write_json
+from mfcurate.classifier.pool import pool_positions, pool_selection
+from mfcurate.dataset import Dataset, atomic_write_bytes, atomic_write_json
 from mfcurate.errors import DatasetError, UsageError
 
 try:
@@ -74,7 +83,14 @@ class TrainConfig:
     seeds: int = 1
     seed: int = 0
     samples_per_epoch: int | None = None
-    train_splits: list[str] = field(default_factory=lambda: ["train", "val", "unassigned"])
+    holdout: list[str] | None = None
+    sources: list[str] | None = None
+    species: list[str] | None = None
+    tumour_types: list[str] | None = None
+    labels: list[str] | None = None
+    splits: list[str] | None = None
+    image_keys: list[str] | None = None
+    max_train_mf: int | None = None
     accelerator: str = "auto"
     precision: str = "auto"
     num_workers: int = 0
@@ -91,6 +107,13 @@ class TrainConfig:
             raise UsageError("--epochs, --batch-size and --seeds must be positive")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise UsageError("--label-smoothing must lie in [0, 1)")
+        if self.max_train_mf is not None and self.max_train_mf < 1:
+            raise UsageError("--max-train-mf must be positive")
+
+    def pool_filters(self) -> dict[str, Any]:
+        """The Selection filters of the training pool (unset ones left out)."""
+        return {k: getattr(self, k) for k in ("sources", "species", "tumour_types", "labels",
+                                              "splits", "image_keys") if getattr(self, k)}
 
 
 def split_by_image(image_keys: Sequence[str], val_fraction: float,
@@ -264,6 +287,7 @@ class MemberResult:
     n_train: int
     n_val: int
     best_val_loss: float | None
+    n_train_positive: int = 0
 
 
 def _precision(cfg: TrainConfig, accelerator: str) -> str:
@@ -319,19 +343,23 @@ def train_member(store: PatchStore, cfg: TrainConfig, seed: int, train_pos: np.n
     torch.save(payload, tmp)
     tmp.replace(model_path)
     return MemberResult(seed, model_path, len(train_pos), len(val_pos),
-                        float(best_score) if best_score is not None else None)
+                        float(best_score) if best_score is not None else None,
+                        int(store.targets[train_pos].sum()))
 
 
 def train_ensemble(store_path: Path | str, run_dir: Path | str, cfg: TrainConfig,
-                   progress: bool = False, console: Any = None) -> list[MemberResult]:
+                   progress: bool = False, console: Any = None,
+                   dataset: Path | str | None = None) -> list[MemberResult]:
     """Train ``cfg.seeds`` members (seeds ``cfg.seed .. cfg.seed + seeds - 1``).
 
     Args:
         store_path: the patch store folder.
         run_dir: the run folder (created; an existing member with a ``model.pt`` is kept).
-        cfg: hyper-parameters.
+        cfg: hyper-parameters and the pool's holdout and filters.
         progress: show Lightning's progress bar.
         console: a rich console for one line per member (optional).
+        dataset: the dataset the store was cut from (default: the one the store records);
+            the holdout and filters are resolved against its images table.
 
     Returns:
         One :class:`MemberResult` per member.
@@ -339,26 +367,39 @@ def train_ensemble(store_path: Path | str, run_dir: Path | str, cfg: TrainConfig
     cfg.check()
     store = PatchStore(store_path)
     run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    pool = store.positions(cfg.train_splits)
+    ds = Dataset.open(dataset or store.meta["dataset"])
+    sel, notes = pool_selection(ds, cfg.pool_filters(), cfg.holdout)
+    labels = np.asarray(store.index.column("label").to_pylist(), dtype=object)
+    pool = pool_positions(ds, sel, store.image_keys, labels)
     if len(pool) == 0:
-        raise DatasetError(f"{store.path}: no patches on images of splits {cfg.train_splits}")
+        raise DatasetError(f"{store.path}: no patches left in the training pool "
+                           f"(holdout {list(sel.holdout)}, filters {cfg.pool_filters()})")
     if len(np.unique(store.targets[pool])) < 2:
         raise DatasetError(f"{store.path}: the training patches hold only one class "
                            f"({'mitotic figures' if store.targets[pool][0] else 'negatives'})")
     if cfg.pretrained is not None and not Path(cfg.pretrained).exists():
         raise FileNotFoundError(f"pretrained weights {cfg.pretrained} do not exist")
+    run.mkdir(parents=True, exist_ok=True)
     config = {"train": asdict(cfg), "patch_store": str(store.path.resolve()),
               "patch": store.config.__dict__, "store_meta": store.meta,
-              "versions": _versions()}
+              "selection": sel.describe(), "versions": _versions()}
     cfg_path = run / "config.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
         if old.get("train") != config["train"] or old.get("patch_store") != config["patch_store"]:
             raise UsageError(f"{run}: holds a run with other settings; choose a new --out")
     atomic_write_json(cfg_path, config)
+    if console is not None:
+        for note in notes:
+            console.print(f"note: {note}", markup=False)
+        console.print(f"training pool: {len(pool)} patches on "
+                      f"{len(set(store.image_keys[pool]))} images; held out "
+                      f"{', '.join(f'{a}:{b}' for a, b in sel.holdout) or 'nothing'}",
+                      markup=False)
     image_keys = store.image_keys[pool]
-    splits: dict[str, Any] = {"val_fraction": cfg.val_fraction, "members": []}
+    splits: dict[str, Any] = {"val_fraction": cfg.val_fraction, "selection": sel.describe(),
+                              "holdout": [list(h) for h in sel.holdout], "notes": notes,
+                              "n_pool_images": len(set(image_keys)), "members": []}
     results = []
     for k in range(cfg.seeds):
         seed = cfg.seed + k
@@ -366,6 +407,7 @@ def train_ensemble(store_path: Path | str, run_dir: Path | str, cfg: TrainConfig
         val_set = set(val_keys)
         is_val = np.fromiter((key in val_set for key in image_keys), bool, len(image_keys))
         train_pos, val_pos = pool[~is_val], pool[is_val]
+        train_pos = subsample_mf(train_pos, store.targets, cfg.max_train_mf, seed)
         splits["members"].append({
             "seed": seed, "dir": f"seed-{seed}", "train_images": train_keys,
             "val_images": val_keys, "n_train_patches": len(train_pos),
@@ -377,17 +419,44 @@ def train_ensemble(store_path: Path | str, run_dir: Path | str, cfg: TrainConfig
         if (member_dir / "model.pt").exists():
             meta = torch.load(member_dir / "model.pt", map_location="cpu", weights_only=False)
             results.append(MemberResult(seed, member_dir / "model.pt", len(train_pos),
-                                        len(val_pos), meta.get("best_val_loss")))
+                                        len(val_pos), meta.get("best_val_loss"),
+                                        int(store.targets[train_pos].sum())))
             continue
         res = train_member(store, cfg, seed, train_pos, val_pos, member_dir, progress)
         results.append(res)
         if console is not None:
             console.print(f"seed {seed}: {res.n_train} train / {res.n_val} val patches, "
                           f"best loss {res.best_val_loss}")
+    _write_untouched(run, splits["members"])
     atomic_write_json(run / "ensemble.json", {
         "members": [str(r.model_path.relative_to(run)) for r in results],
         "patch": store.config.__dict__, "use_mask": cfg.use_mask})
     return results
+
+
+def subsample_mf(train_pos: np.ndarray, targets: np.ndarray, max_mf: int | None,
+                 seed: int) -> np.ndarray:
+    """Keep at most ``max_mf`` mitotic-figure patches of ``train_pos`` (all negatives).
+
+    The kept figures are ``default_rng(seed).choice`` of the figure positions, without
+    replacement, so a member's subset depends only on the pool and its seed.
+    """
+    if max_mf is None:
+        return train_pos
+    mf = train_pos[targets[train_pos] == 1]
+    if len(mf) <= max_mf:
+        return train_pos
+    keep = np.random.default_rng(seed).choice(mf, size=max_mf, replace=False)
+    return np.sort(np.concatenate([train_pos[targets[train_pos] == 0], keep]))
+
+
+def _write_untouched(run: Path, members: list[dict[str, Any]]) -> None:
+    """``RUN/val_images.txt``: validation images no member trained on."""
+    trained = set().union(*(m["train_images"] for m in members))
+    common = set.intersection(*(set(m["val_images"]) for m in members)) - trained
+    text = ("# validation images no member of this run trained on (threshold tuning)\n"
+            + "".join(f"{k}\n" for k in sorted(common)))
+    atomic_write_bytes(run / "val_images.txt", text.encode())
 
 
 def _versions() -> dict[str, str]:

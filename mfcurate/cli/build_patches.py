@@ -15,6 +15,15 @@ from mfcurate.cli._common import (
     progress_callback,
     reports_errors,
 )
+from mfcurate.cli._selection import (
+    HoldoutOpt,
+    ImagesOpt,
+    LabelOpt,
+    SourceOpt,
+    SpeciesOpt,
+    TumourOpt,
+    selection_options,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +33,9 @@ def register(app: typer.Typer) -> None:
         help="Cut one RGB crop and one nucleus mask per object, resampled to one µm/px, into "
              "a memory-mapped patch store for training.\n\n"
              "Example: [bold]mfcurate build-patches ds --size 64 --mpp 0.25[/bold]\n\n"
+             "Images of the held-out SOURCE:SPLIT pairs (default midog++:test) and their "
+             "copies in other sources are left out, as are duplicate images; --source, "
+             "--species, --tumour, --label and --images narrow the store further.\n\n"
              "Rejected objects are skipped, and so are objects without a real mask (run "
              "refine-masks first; --include-disk cuts them with a disk mask) and negatives "
              "centred inside a mitotic figure's box; all are counted per label.  Per-image "
@@ -43,8 +55,12 @@ def build_patches(
     include_disk: Annotated[bool, typer.Option(
         help="Also cut objects without a real mask, with a disk mask (a cue the classifier "
              "can learn: off by default).")] = False,
-    source: Annotated[list[str] | None, typer.Option(
-        "--source", help="Only this source (repeatable).")] = None,
+    holdout: HoldoutOpt = None,
+    source: SourceOpt = None,
+    species: SpeciesOpt = None,
+    tumour: TumourOpt = None,
+    label: LabelOpt = None,
+    images: ImagesOpt = None,
     default_mpp: Annotated[float | None, typer.Option(
         help="µm/px of images that have none (otherwise they are an error).")] = None,
     workers: WorkersOpt = 1,
@@ -52,13 +68,20 @@ def build_patches(
 ) -> None:
     """Build the patch store."""
     from mfcurate.classifier.patches import PatchConfig, build_patch_store
-    from mfcurate.dataset import Dataset
+    from mfcurate.classifier.pool import pool_selection
+    from mfcurate.dataset import Dataset, select_images
 
-    n_images = Dataset.open(dataset).images().num_rows
+    ds = Dataset.open(dataset)
+    sel, notes = pool_selection(ds, selection_options(
+        source=source, species=species, tumour=tumour, label=label, images=images),
+        list(holdout) if holdout else None)
+    for note in notes:
+        console.print(f"note: {note}", markup=False)
+    n_images = select_images(ds, sel, columns=["image_key"]).num_rows
     cfg = PatchConfig(size_px=size, mpp=mpp, disk_radius_um=disk_radius_um)
     with progress_callback("patches", total=n_images, unit="patches") as advance:
-        rep = build_patch_store(dataset, out, cfg, sources=source, default_mpp=default_mpp,
+        rep = build_patch_store(dataset, out, cfg, selection=sel, default_mpp=default_mpp,
                                 workers=workers, scheduler=scheduler, progress=advance,
                                 include_disk=include_disk)
-    console.print(f"[green]patch store[/green] {rep.out}: ", end="")
-    console.print(rep.summary(), markup=False)
+    held = ", ".join(f"{a}:{b}" for a, b in sel.holdout) or "nothing"
+    console.print(f"[green]patch store[/green] {rep.out}: {rep.summary()}; held out {held}")

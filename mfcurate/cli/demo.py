@@ -39,7 +39,7 @@ def demo(
     from mfcurate.cli.info import print_counts, print_mask_summary
     from mfcurate.dataset import Dataset
     from mfcurate.pipelines.steps import all_steps
-    from mfcurate.recipe import Recipe, run_recipe
+    from mfcurate.recipe import Recipe, run_recipe, step_name
     from mfcurate.synth.sources import generators
 
     plan = Recipe.load(recipe)
@@ -54,16 +54,17 @@ def demo(
         console.print(f"  {src['key']}: {spec.n_images} images, "
                       f"{sum(spec.counts.values())} objects in {root}")
     registered = all_steps()
-    missing = [s for s in plan.steps if s not in registered]
+    missing = [s for s in plan.steps if step_name(s) not in registered]
     if missing:
         console.print(f"[yellow]not installed in this build, skipped:[/yellow] {missing}")
-        plan.steps = {k: v for k, v in plan.steps.items() if k in registered}
+        plan.steps = {k: v for k, v in plan.steps.items() if step_name(k) in registered}
     overrides: dict[str, object] = {"work_dir": str(out), "seed": seed}
     if sam_checkpoint is not None:
         for name, fn in registered.items():
-            if name in plan.steps and "sam_checkpoint" in fn.__code__.co_varnames:
-                overrides[f"steps.{name}.sam_checkpoint"] = str(sam_checkpoint.resolve())
-                overrides[f"steps.{name}.sam_model"] = sam_model
+            for key in (k for k in plan.steps if step_name(k) == name):
+                if "sam_checkpoint" in fn.__code__.co_varnames:
+                    overrides[f"steps.{key}.sam_checkpoint"] = str(sam_checkpoint.resolve())
+                    overrides[f"steps.{key}.sam_model"] = sam_model
     result = run_recipe(plan, overrides=overrides, console=console)
     ds = Dataset.open(result["dataset"])
     console.rule("[bold]dataset")

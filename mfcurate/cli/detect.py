@@ -14,6 +14,7 @@ from mfcurate.cli._common import (
     progress_callback,
     reports_errors,
 )
+from mfcurate.cli._selection import ImagesOpt, SourceOpt, SpeciesOpt, TumourOpt, selection_options
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +39,10 @@ def detect(
     dataset: Annotated[Path | None, typer.Option(
         help="Run on the images of a dataset instead (image column = image key).")] = None,
     split: Annotated[str, typer.Option(help="Dataset split with --dataset (or all).")] = "test",
+    source: SourceOpt = None,
+    species: SpeciesOpt = None,
+    tumour: TumourOpt = None,
+    image_list: ImagesOpt = None,
     segmenter: Annotated[str, typer.Option(help="classical or sam.")] = "classical",
     sam_checkpoint: Annotated[Path | None, typer.Option(help="SAM checkpoint file.")] = None,
     sam_model: Annotated[str, typer.Option(help="SAM model type (vit_b, vit_l, vit_h).")] =
@@ -61,6 +66,8 @@ def detect(
         raise UsageError("give --models RUN (a train-classifier run folder or model.pt)")
     if bool(images) == bool(dataset):
         raise UsageError("give image files or --dataset, not both or neither")
+    if images and (source or species or tumour or image_list):
+        raise UsageError("--source, --species, --tumour and --images go with --dataset")
     if segmenter not in ("classical", "sam"):
         raise UsageError(f"--segmenter must be classical or sam (got {segmenter!r})")
     if segmenter == "sam" and sam_checkpoint is None:
@@ -72,7 +79,11 @@ def detect(
         jobs = [ImageJob(p.name, p, mpp) for p in images]
     else:
         assert dataset is not None  # noqa: S101 - checked above
-        jobs = dataset_jobs(dataset, split)
+        from mfcurate.dataset import Selection
+
+        sel = Selection.from_options(**selection_options(
+            source=source, species=species, tumour=tumour, images=image_list))
+        jobs = dataset_jobs(dataset, split, selection=sel)
         jobs = [ImageJob(j.name, j.path, j.mpp or mpp) for j in jobs]
     seg: dict[str, object] = {"kind": segmenter}
     if segmenter == "sam":

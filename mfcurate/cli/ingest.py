@@ -57,6 +57,8 @@ def ingest(
     report = ingest_source(source, root, out, config)
     console.print(f"[green]ingested[/green] {source}: {report.n_images} images, "
                   f"{report.n_objects} objects -> {out}")
+    for line in report.duplicates:
+        console.print(line, markup=False)
     if report.missing_images:
         err_console.print(f"[yellow]warning:[/yellow] {len(report.missing_images)} image files "
                           f"not found under {root} (annotations kept; e.g. "

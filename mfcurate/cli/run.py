@@ -37,6 +37,9 @@ def run(
         "--workers", "-j", min=1, help="Override [run] workers.")] = None,
     scheduler: SchedulerOpt = None,
     seed: Annotated[int | None, typer.Option(help="Override [run] seed.")] = None,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="The short, CPU-sized version of the recipe ([run] preset = quick): "
+                        "small patches, 3 short epochs, 1 seed, 2 test images.")] = False,
     list_steps: Annotated[bool, typer.Option(
         "--list-steps", help="List the registered steps and exit.")] = False,
 ) -> None:
@@ -62,6 +65,8 @@ def run(
         overrides["scheduler"] = scheduler
     if seed is not None:
         overrides["seed"] = seed
+    if quick:
+        overrides["preset"] = "quick"
     result = run_recipe(recipe, overrides=overrides, from_step=from_step, console=console)
     ran = [s["name"] for s in result["steps"] if s["status"] == "ran"]
     skipped = [s["name"] for s in result["steps"] if s["status"] == "skipped"]

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mfcurate.cli._common import console, reports_errors
+from mfcurate.cli._selection import (
+    ImagesOpt,
+    SourceOpt,
+    SpeciesOpt,
+    TumourOpt,
+    image_keys_from,
+    selection_options,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,8 +27,17 @@ def register(app: typer.Typer) -> None:
              "overall and per tumour type; or compare runs with a Mann-Whitney U test.\n\n"
              "Example: [bold]mfcurate score --detections det/candidates.csv --dataset ds "
              "--split test --json score.json --plots plots[/bold]\n\n"
-             "Without --threshold the threshold is tuned on the validation images in the "
-             "file (if any) and applied to the scored split; otherwise 0.5.\n\n"
+             "The paper's test set: [bold]mfcurate score --detections det/candidates.csv "
+             "--dataset ds --split test --source midog++ --species human[/bold] (56 images, "
+             "674 figures).  Per-tumour rows are 'source | tumour', never pooled across "
+             "sources.\n\n"
+             "Without --threshold the threshold is tuned on images no model trained on: a "
+             "member on the validation images its training set aside, the ensemble on the "
+             "run's validation images no member trained on (the run is found through "
+             "det/summary.json, or --run), or on --tune-split / --tune-images (refused if a "
+             "member trained on one); with no run record, 0.5.\n\n"
+             "Per seed: [bold]--per-member DIR[/bold] writes DIR/seed-<s>.json for each "
+             "member and DIR/ensemble.json.\n\n"
              "Compare: [bold]mfcurate score --compare a0.json --compare a1.json "
              "--against b0.json --against b1.json[/bold]",
     )(score)
@@ -44,6 +61,20 @@ def score(
     against: Annotated[list[Path] | None, typer.Option(
         help="Score JSON of run B (one per seed; repeatable).")] = None,
     metric: Annotated[str, typer.Option(help="Metric compared: f1, precision, recall.")] = "f1",
+    source: SourceOpt = None,
+    species: SpeciesOpt = None,
+    tumour: TumourOpt = None,
+    images: ImagesOpt = None,
+    run: Annotated[Path | None, typer.Option(
+        help="Training run folder (default: found from DET/summary.json).")] = None,
+    tune_split: Annotated[str | None, typer.Option(
+        help="Tune the threshold on this split (SPLIT or SOURCE:SPLIT).")] = None,
+    tune_images: Annotated[list[Path] | None, typer.Option(
+        help="Tune the threshold on the image keys listed in this file (repeatable).")]
+    = None,
+    per_member: Annotated[Path | None, typer.Option(
+        help="Also score every ensemble member: write DIR/seed-<s>.json and "
+             "DIR/ensemble.json.")] = None,
 ) -> None:
     """Score detections or compare runs."""
     from mfcurate.dataset import atomic_write_json
@@ -61,13 +92,27 @@ def score(
         return
     if detections is None or dataset is None:
         raise UsageError("give --detections DET.csv and --dataset DATASET")
+    from mfcurate.dataset import Selection
     from mfcurate.scoring import score_detections
     from mfcurate.scoring.plots import plot_f1_per_tumour, plot_pr_curve
 
-    result = score_detections(detections, dataset, split=split, threshold=threshold, mpp=mpp)
+    sel = Selection.from_options(**selection_options(
+        source=source, species=species, tumour=tumour, images=images))
+    kwargs: dict[str, Any] = {"split": split, "threshold": threshold, "mpp": mpp, "selection": sel,
+              "tune_split": tune_split, "tune_images": image_keys_from(tune_images),
+              "run": run}
+    if per_member is not None:
+        from mfcurate.scoring.tuning import score_members
+
+        for label, scored in score_members(detections, dataset, **kwargs):
+            atomic_write_json(per_member / f"{label}.json", scored.to_dict())
+            console.print(f"{label}: F1 {scored.overall.f1:.3f} at threshold "
+                          f"{scored.threshold:.2f} ({scored.threshold_source})", markup=False)
+        console.print(f"wrote {per_member}/seed-*.json and ensemble.json", markup=False)
+    result = score_detections(detections, dataset, **kwargs)
     _print_table(result)
     for note in result.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"note: {note}", markup=False)
     if json_out:
         atomic_write_json(json_out, result.to_dict())
     if plots:
@@ -78,17 +123,21 @@ def score(
 
 def _print_table(result: object) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from mfcurate.scoring.midog import ScoreResult
 
     assert isinstance(result, ScoreResult)  # noqa: S101 - typing aid
-    t = Table(title=f"MIDOG protocol, split {result.split}, threshold {result.threshold:.2f} "
-                    f"({result.threshold_source})")
-    for col in ("group", "TP", "FP", "FN", "precision", "recall", "F1"):
-        t.add_column(col, justify="left" if col == "group" else "right")
+    n_mf = result.overall.tp + result.overall.fn
+    title = (f"MIDOG protocol, split {result.split}: {len(result.per_image)} images, "
+             f"{n_mf} mitotic figures; threshold {result.threshold:.2f} "
+             f"({result.threshold_source})")
+    t = Table(title=Text(title))
+    for col in ("source | tumour", "TP", "FP", "FN", "precision", "recall", "F1"):
+        t.add_column(col, justify="right" if len(col) <= 9 else "left")
     rows = [*sorted(result.per_tumour.items()), ("overall", result.overall)]
     for name, c in rows:
-        t.add_row(name, str(c.tp), str(c.fp), str(c.fn), f"{c.precision:.3f}",
+        t.add_row(Text(name), str(c.tp), str(c.fp), str(c.fn), f"{c.precision:.3f}",
                   f"{c.recall:.3f}", f"{c.f1:.3f}", style="bold" if name == "overall" else None)
     console.print(t)
 

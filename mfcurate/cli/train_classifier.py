@@ -8,6 +8,15 @@ from typing import Annotated
 import typer
 
 from mfcurate.cli._common import DatasetArg, console, reports_errors
+from mfcurate.cli._selection import (
+    HoldoutOpt,
+    ImagesOpt,
+    LabelOpt,
+    SourceOpt,
+    SpeciesOpt,
+    TumourOpt,
+    selection_options,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -17,8 +26,13 @@ def register(app: typer.Typer) -> None:
         help="Train the mask-fused ResNet18 (one model per seed, each on its own 90/10 split "
              "by image) on the patch store of a dataset.\n\n"
              "Example: [bold]mfcurate train-classifier ds --seeds 5 --out runs/omg[/bold]\n\n"
-             "The run folder records the configuration, the splits, a metrics CSV and the "
-             "best checkpoint of every member; an interrupted run resumes member by member.",
+             "The pool is every patch except the held-out SOURCE:SPLIT images (default "
+             "midog++:test, as the paper: CCMCT, CMC and ICPR test images are training data) "
+             "and their copies in other sources; --source/--species/--tumour/--label narrow "
+             "it for ablations.\n\n"
+             "The run folder records the configuration, the splits (every member's training "
+             "and validation images), a metrics CSV and the best checkpoint of every member; "
+             "an interrupted run resumes member by member.",
     )(train_classifier)
 
 
@@ -49,9 +63,19 @@ def train_classifier(
     pretrained: Annotated[Path | None, typer.Option(
         help="torchvision ResNet18 state dict (e.g. ImageNet weights) to start from.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Images per split held out.")] = 0.1,
+    holdout: HoldoutOpt = None,
+    source: SourceOpt = None,
+    species: SpeciesOpt = None,
+    tumour: TumourOpt = None,
+    label: LabelOpt = None,
+    images: ImagesOpt = None,
     train_split: Annotated[list[str] | None, typer.Option(
-        "--train-split", help="Dataset splits to train on (default train, val, unassigned).")]
-    = None,
+        "--split", "--train-split",
+        help="Only images of these dataset splits (default: every split; the holdout "
+             "decides what is kept out).")] = None,
+    max_train_mf: Annotated[int | None, typer.Option(
+        help="Keep a seeded random subset of this many training mitotic figures per "
+             "member (F1 vs number of training figures).")] = None,
     accelerator: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
     precision: Annotated[str, typer.Option(
         help="auto (16-mixed on GPU, 32 on CPU) or a Lightning precision.")] = "auto",
@@ -61,15 +85,19 @@ def train_classifier(
     """Train the classifier ensemble."""
     from mfcurate.classifier.train import TrainConfig, train_ensemble
 
+    pool = selection_options(source=source, species=species, tumour=tumour, label=label,
+                             images=images, split=train_split)
     cfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         label_smoothing=label_smoothing, balance=balance, stain_sigma=stain_sigma,
         hflip=hflip, vflip=vflip, rot90=rot90, use_mask=mask,
         pretrained=str(pretrained) if pretrained else None, val_fraction=val_fraction,
         seeds=seeds, seed=seed, samples_per_epoch=samples_per_epoch,
-        train_splits=list(train_split) if train_split else ["train", "val", "unassigned"],
-        accelerator=accelerator, precision=precision, num_workers=num_workers)
+        holdout=list(holdout) if holdout else None, max_train_mf=max_train_mf,
+        accelerator=accelerator, precision=precision, num_workers=num_workers,
+        **{k: list(v) for k, v in pool.items()})
     store = patches or Path(dataset) / "patches"
-    results = train_ensemble(store, out, cfg, progress=progress, console=console)
+    results = train_ensemble(store, out, cfg, progress=progress, console=console,
+                             dataset=dataset)
     console.print(f"[green]trained[/green] {len(results)} model(s) -> {out} "
                   f"(ensemble.json, splits.json, seed-*/metrics.csv)")

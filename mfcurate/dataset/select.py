@@ -199,7 +199,7 @@ def select_images(ds: Dataset, sel: Selection, columns: Sequence[str] | None = N
 def _held_out(images: pa.Table, holdout: Sequence[tuple[str, str]]) -> pa.ChunkedArray:
     """Images in a held-out (source, split), or copies of / originals of such images."""
     group = pc.coalesce(images.column("duplicate_of"), images.column("image_key"))
-    hit = pc.scalar(False)
+    hit: Any = pa.scalar(False)
     for src, split in holdout:
         hit = pc.or_(hit, pc.and_(pc.equal(images.column("source"), src),
                                   pc.equal(images.column("split"), split)))

@@ -8,6 +8,7 @@ from typing import Any
 
 from mfcurate.adapters import AdapterConfig, get_adapter
 from mfcurate.dataset import Dataset
+from mfcurate.dataset.duplicates import mark_duplicates
 from mfcurate.pipelines.steps import StepContext, step
 
 
@@ -22,6 +23,8 @@ class IngestReport:
     dropped: list[str] = field(default_factory=list)
     #: annotations left out, named with why (NULL coordinate, unknown image or class id)
     skipped: list[str] = field(default_factory=list)
+    #: one line per source pair sharing images (mfcurate.dataset.duplicates)
+    duplicates: list[str] = field(default_factory=list)
 
 
 def ingest_source(source: str, root: Path | str, out: Path | str,
@@ -29,15 +32,18 @@ def ingest_source(source: str, root: Path | str, out: Path | str,
     """Read ``root`` with the adapter ``source`` and commit it into the dataset ``out``.
 
     The adapter reads and validates everything before the dataset is touched, so bad input
-    leaves the dataset exactly as it was.
+    leaves the dataset exactly as it was.  Images shared with another source of the dataset
+    (MIDOG 2021 inside MIDOG++) are then marked ``duplicate_of`` with the original's split
+    (:mod:`mfcurate.dataset.duplicates`); ``duplicates`` holds one line per source pair.
     """
     adapter = get_adapter(source)(root, config)
     images, objects = adapter.to_tables()
     ds = Dataset.open(out, create=True)
     ds.commit_source(source, images, [objects], info=adapter.source_card(), root=root)
+    dups = [r.line() for r in mark_duplicates(ds, source)]
     return IngestReport(source, images.num_rows, objects.num_rows,
                         list(adapter.missing_images), list(adapter.dropped),
-                        list(adapter.skipped))
+                        list(adapter.skipped), dups)
 
 
 def _ingest_step(ctx: StepContext, *, sources: list[dict[str, Any]] | None = None,
@@ -51,9 +57,12 @@ def _ingest_step(ctx: StepContext, *, sources: list[dict[str, Any]] | None = Non
         cfg = AdapterConfig(options={k: str(v) for k, v in spec.get("options", {}).items()})
         rep = ingest_source(str(spec["key"]), root, ctx.dataset, cfg)
         out[rep.source] = {"images": rep.n_images, "objects": rep.n_objects,
-                           "missing_images": len(rep.missing_images)}
+                           "missing_images": len(rep.missing_images),
+                           "duplicates": rep.duplicates}
         ctx.console.print(f"ingested {rep.source}: {rep.n_images} images, "
-                          f"{rep.n_objects} objects")
+                          f"{rep.n_objects} objects", markup=False)
+        for line in rep.duplicates:
+            ctx.console.print(line, markup=False)
     return out
 
 

@@ -20,15 +20,14 @@ Rule (an exact port of ``evalutils.scorers.score_detection`` as the MIDOG evalua
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow.compute as pc
 
-from mfcurate.dataset import Dataset
+from mfcurate.dataset import Dataset, Selection, iter_selected, select_images
 from mfcurate.errors import DatasetError, SourceFormatError, UsageError
 
 #: Matching radius of the MIDOG protocol in µm.
@@ -124,6 +123,7 @@ class ImageTruth:
         mpp: ``(mpp_x, mpp_y)``.
         tumour: tumour type (``"unknown"`` when the dataset has none).
         split: the image's split.
+        source: the image's source.
     """
 
     image_key: str
@@ -131,6 +131,15 @@ class ImageTruth:
     mpp: tuple[float, float]
     tumour: str
     split: str
+    source: str = ""
+
+    @property
+    def group(self) -> str:
+        """The per-tumour group ``"source | tumour"`` (two sources never pool under one name).
+
+        ICPR 2012 and MIDOG++ both say "human breast cancer".
+        """
+        return f"{self.source} | {self.tumour}" if self.source else self.tumour
 
 
 @dataclass
@@ -146,6 +155,8 @@ class ScoreResult:
     radius_um: float = RADIUS_UM
     pr_curve: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    selection: dict[str, Any] = field(default_factory=dict)
+    tuned_on: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written by ``mfcurate score --json``."""
@@ -155,6 +166,8 @@ class ScoreResult:
             "threshold": self.threshold, "threshold_source": self.threshold_source,
             "split": self.split, "radius_um": self.radius_um,
             "n_images": len(self.per_image),
+            "n_mitotic_figures": self.overall.tp + self.overall.fn,
+            "selection": self.selection, "tuned_on": self.tuned_on,
             "per_image": {k: v.to_dict() for k, v in sorted(self.per_image.items())},
             "pr_curve": self.pr_curve, "notes": self.notes,
         }
@@ -169,7 +182,17 @@ class Detections:
 
 
 def read_detections_csv(path: Path | str) -> tuple[list[str], Points, npt.NDArray[np.float64]]:
-    """Read ``image,x,y,score`` rows (other columns are ignored).
+    """Read ``image,x,y,score`` rows (other columns are ignored); see :func:`read_candidates`."""
+    names, xy, score, _ = read_candidates(path)
+    return names, xy, score
+
+
+def read_candidates(path: Path | str) -> tuple[list[str], Points, npt.NDArray[np.float64],
+                                               npt.NDArray[np.float64] | None]:
+    """Read ``image,x,y,score`` rows and, when present, the ``member_scores`` column.
+
+    ``member_scores`` (written by ``detect``) holds each ensemble member's P(mitotic figure)
+    joined by ``;``; it is returned as an ``(M, K)`` array (None when the column is absent).
 
     Raises:
         FileNotFoundError: no such file.
@@ -182,9 +205,11 @@ def read_detections_csv(path: Path | str) -> tuple[list[str], Points, npt.NDArra
         raise FileNotFoundError(f"detections file {p} does not exist")
     names: list[str] = []
     vals: list[tuple[float, float, float]] = []
+    members: list[list[float]] = []
     with p.open(newline="") as f:
         reader = csv.DictReader(f)
         cols = set(reader.fieldnames or [])
+        has_members = "member_scores" in cols
         missing = [c for c in ("image", "x", "y", "score") if c not in cols]
         if missing:
             raise SourceFormatError(p, f"missing column(s) {missing}; expected image,x,y,score")
@@ -201,8 +226,20 @@ def read_detections_csv(path: Path | str) -> tuple[list[str], Points, npt.NDArra
                 raise SourceFormatError(p, f"line {line}: empty image name")
             names.append(row["image"])
             vals.append((x, y, s))
+            if has_members:
+                try:
+                    members.append([float(v) for v in (row["member_scores"] or "").split(";")
+                                    if v])
+                except ValueError:
+                    raise SourceFormatError(p, f"line {line}: member_scores must be numbers "
+                                               "joined by ';'") from None
     arr = np.asarray(vals, dtype=np.float64).reshape(-1, 3)
-    return names, arr[:, :2], arr[:, 2]
+    mem = None
+    if has_members and members and len({len(m) for m in members}) == 1 and members[0]:
+        mem = np.asarray(members, dtype=np.float64)
+    elif has_members and members and len({len(m) for m in members}) > 1:
+        raise SourceFormatError(p, "member_scores rows hold different numbers of members")
+    return names, arr[:, :2], arr[:, 2], mem
 
 
 def _image_resolver(images: list[dict[str, Any]]) -> dict[str, str]:
@@ -243,25 +280,30 @@ def group_detections(names: Sequence[str], xy: Points, score: npt.NDArray[np.flo
     return out
 
 
-def load_truth(ds: Dataset, splits: Sequence[str] | None, default_mpp: float | None
-               ) -> dict[str, ImageTruth]:
-    """Ground-truth mitotic figures of the images of ``splits`` (all images if None).
+def load_truth(ds: Dataset, selection: Selection | Sequence[str] | None,
+               default_mpp: float | None) -> dict[str, ImageTruth]:
+    """Ground-truth mitotic figures of the images a selection keeps.
+
+    ``selection`` is a :class:`~mfcurate.dataset.Selection` (its label filter is replaced by
+    mitotic figures; rejected objects and duplicate images are left out as everywhere), a
+    list of splits, or None (every image).
 
     Raises:
         DatasetError: an image has no µm/px and ``default_mpp`` is None.
     """
-    images = ds.images().to_pylist()
-    objs = ds.objects(columns=["image_key", "label", "centroid_xy", "qa_state"])
-    mf = objs.filter(pc.and_(pc.equal(objs.column("label"), "mitotic_figure"),
-                             pc.not_equal(objs.column("qa_state"), "rejected")))
+    if selection is None or not isinstance(selection, Selection):
+        selection = Selection(splits=tuple(selection) if selection is not None else None)
+    sel = replace(selection, labels=("mitotic_figure",), qa_states=None,
+                  include_rejected=False, masked_only=False)
+    images = select_images(ds, sel.check(ds))
     pts: dict[str, list[list[float]]] = {}
-    for k, c in zip(mf.column("image_key").to_pylist(), mf.column("centroid_xy").to_pylist(),
-                    strict=True):
-        pts.setdefault(k, []).append(c)
+    for t in iter_selected(ds, sel, ["image_key", "centroid_xy"],
+                           images=images.select(["image_key", "source"])):
+        for k, c in zip(t.column("image_key").to_pylist(), t.column("centroid_xy").to_pylist(),
+                        strict=True):
+            pts.setdefault(k, []).append(c)
     out: dict[str, ImageTruth] = {}
-    for im in images:
-        if splits is not None and im["split"] not in splits:
-            continue
+    for im in images.to_pylist():
         mx, my = im["mpp_x"], im["mpp_y"]
         if mx is None or my is None:
             if default_mpp is None:
@@ -270,7 +312,8 @@ def load_truth(ds: Dataset, splits: Sequence[str] | None, default_mpp: float | N
             mx = my = default_mpp
         gt = np.asarray(pts.get(im["image_key"], []), dtype=np.float64).reshape(-1, 2)
         out[im["image_key"]] = ImageTruth(im["image_key"], gt, (float(mx), float(my)),
-                                          im["tumour_type"] or "unknown", im["split"])
+                                          im["tumour_type"] or "unknown", im["split"],
+                                          im["source"])
     return out
 
 
@@ -291,7 +334,7 @@ def count(truth: Mapping[str, ImageTruth], det: Detections, threshold: float,
         kept = xy[s > threshold]
         tp, fp, fn, _ = match_points(_to_um(t.gt_px, t.mpp), _to_um(kept, t.mpp), radius_um)
         overall.add(tp, fp, fn)
-        per_tumour.setdefault(t.tumour, Counts()).add(tp, fp, fn)
+        per_tumour.setdefault(t.group, Counts()).add(tp, fp, fn)
         per_image[key] = Counts(tp, fp, fn)
     return overall, per_tumour, per_image
 
@@ -329,6 +372,11 @@ def score_detections(
     mpp: float | None = None,
     radius_um: float = RADIUS_UM,
     image_keys: Sequence[str] | None = None,
+    selection: Selection | None = None,
+    tune_split: str | None = None,
+    tune_images: Sequence[str] | None = None,
+    run: Path | str | None = None,
+    member: int | None = None,
 ) -> ScoreResult:
     """Score a detections CSV against a dataset's mitotic figures (the ``score`` command).
 
@@ -336,48 +384,54 @@ def score_detections(
         detections_csv: ``image,x,y,score`` (image = file name or image key; level-0 px).
         dataset: the dataset folder.
         split: ``train``, ``val``, ``test``, ``unassigned`` or ``all``.
-        threshold: fixed detection threshold; None tunes it on the ``val`` split when the
-            detections cover validation images (and ``split`` is not ``val``), else 0.5.
+        threshold: fixed detection threshold; None tunes it (see ``tune_*``), else 0.5.
         mpp: µm/px for images whose dataset row has none.
         radius_um: matching radius (7.5 µm in the MIDOG protocol).
         image_keys: score only these images of the split (e.g. those a demo detected on).
+        selection: narrows the scored images (``--source``, ``--species``, ``--tumour``,
+            ``--images``); its split is replaced by ``split``.
+        tune_split: tune on the images of this split (``"val"`` or ``"SOURCE:SPLIT"``).
+        tune_images: tune on these image keys.
+        run: the training run (``RUN/splits.json``); default: found from the models listed in
+            the ``summary.json`` beside the CSV.  Tuning refuses images any member trained
+            on; without ``tune_*`` it tunes on the member's validation images (``member``)
+            or on the run's validation images no member trained on (the ensemble).
+        member: score the K-th member's column of ``member_scores`` instead of the ensemble.
 
     Returns:
         A :class:`ScoreResult`.
     """
+    from mfcurate.scoring.tuning import choose_threshold, detections_of, run_context
+
     valid = {"train", "val", "test", "unassigned", "all"}
     if split not in valid:
         raise UsageError(f"--split must be one of {sorted(valid)} (got {split!r})")
     ds = Dataset.open(dataset)
-    names, xy, score = read_detections_csv(detections_csv)
-    images = ds.images().to_pylist()
-    det = group_detections(names, xy, score, images, detections_csv)
-    splits = None if split == "all" else [split]
-    truth = load_truth(ds, splits, mpp)
+    det = detections_of(detections_csv, ds, member)
+    sel = replace(selection or Selection(), splits=None if split == "all" else (split,))
+    truth = load_truth(ds, sel, mpp)
     if image_keys is not None:
         wanted = set(image_keys)
         truth = {k: v for k, v in truth.items() if k in wanted}
     if not truth:
-        raise DatasetError(f"{ds.root}: no images in split {split!r}")
+        raise DatasetError(f"{ds.root}: no images in split {split!r}"
+                           + (" matching the selection" if selection is not None else ""))
+    splits, mem = run_context(detections_csv, run, member)
     notes: list[str] = []
-    if threshold is not None:
-        thr, source = float(threshold), "fixed"
-    else:
-        val_truth = load_truth(ds, ["val"], mpp) if split not in ("val", "all") else {}
-        val_truth = {k: v for k, v in val_truth.items() if k in det.xy}
-        if val_truth:
-            thr, f1 = tune_threshold(val_truth, det, radius_um=radius_um)
-            source = f"tuned on val ({len(val_truth)} images, F1 {f1:.3f})"
-        else:
-            thr, source = 0.5, "default 0.5 (no validation detections to tune on)"
+    thr, source, tuned_on = choose_threshold(
+        ds, det, truth, threshold=threshold, mpp=mpp, radius_um=radius_um,
+        tune_split=tune_split, tune_images=tune_images, splits=splits, member=mem,
+        notes=notes)
     missing = [k for k in truth if k not in det.xy]
     if missing:
         notes.append(f"{len(missing)} image(s) of split {split!r} have no detections "
                      f"(their figures count as FN), e.g. {missing[0]}")
-    ignored = [k for k in det.xy if k not in truth]
+    tuned_set = set(tuned_on)
+    ignored = [k for k in det.xy if k not in truth and k not in tuned_set]
     if ignored:
-        notes.append(f"detections on {len(ignored)} image(s) outside split {split!r} ignored")
+        notes.append(f"detections on {len(ignored)} image(s) outside the scored images "
+                     "ignored")
     overall, per_tumour, per_image = count(truth, det, thr, radius_um)
     curve = pr_curve(truth, det, radius_um=radius_um)
     return ScoreResult(overall, per_tumour, per_image, thr, source, split, radius_um, curve,
-                       notes)
+                       notes, sel.describe(), sorted(tuned_on))

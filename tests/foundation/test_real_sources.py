@@ -28,9 +28,13 @@ def test_midogpp_real_counts() -> None:
     assert not ids & set(range(151, 201))
     # all boxes are the 50 x 50 MIDOG boxes unless clipped at the image border
     boxes = objects["bbox_xyxy"].to_pylist()
-    widths = [b[2] - b[0] for b in boxes]
-    assert sum(abs(w - 50) < 1e-9 for w in widths) == len(boxes) - 274 or \
-        sum(abs(w - 50) < 1e-9 for w in widths) >= len(boxes) - 274
+    full = [abs(b[2] - b[0] - 50) < 1e-9 and abs(b[3] - b[1] - 50) < 1e-9 for b in boxes]
+    assert sum(full) == len(boxes) - 274
+    size = {r["image_key"]: (r["width"], r["height"]) for r in images.to_pylist()}
+    for b, ok, key in zip(boxes, full, objects["image_key"].to_pylist(), strict=True):
+        if not ok:  # each of the 274 others was cut by its image's border
+            w, h = size[key]
+            assert b[0] <= 0 or b[1] <= 0 or b[2] >= w or b[3] >= h, (key, b)
     # expert votes are kept
     votes = objects["votes"].to_pylist()
     assert all(v and 2 <= len(v) <= 3 for v in votes)

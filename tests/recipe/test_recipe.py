@@ -174,7 +174,7 @@ def test_shipped_recipes_parse(name: str) -> None:
     assert data["run"]["work_dir"]
     keys = [s["key"] for s in recipe.sources]
     if name == "omgnet-pancancer.toml":
-        assert keys == ["midog++", "ccmct", "cmc", "icpr2012", "mitos-atypia-14", "tupac16"]
+        assert keys == ["icpr2012", "tupac16", "ccmct", "cmc", "midog++", "folder"]
         from mfcurate.adapters import all_adapters
 
         adapters = all_adapters()

@@ -165,10 +165,14 @@ def test_score_dataset_and_threshold_tuned_on_val(tmp_path: Path) -> None:
     csv = _write_csv(tmp_path / "det.csv", rows)
     res = score_detections(csv, ds, split="test", threshold=0.5)
     assert res.overall.to_dict()["tp"] == 3 and res.overall.fp == 2 and res.overall.fn == 1
-    assert res.per_tumour["lung"].to_dict() == {"tp": 1, "fp": 1, "fn": 1, "precision": 0.5,
+    assert res.per_tumour["s | lung"].to_dict() == {"tp": 1, "fp": 1, "fn": 1, "precision": 0.5,
                                                 "recall": 0.5, "f1": 0.5}
-    tuned = score_detections(csv, ds, split="test")
-    assert tuned.threshold_source.startswith("tuned on val")
+    # no run record: nothing tells which images were never trained on, so no tuning
+    untuned = score_detections(csv, ds, split="test")
+    assert untuned.threshold == 0.5 and "no run record" in untuned.threshold_source
+    tuned = score_detections(csv, ds, split="test", tune_split="val")
+    assert tuned.threshold_source.startswith("tuned on split val")
+    assert tuned.tuned_on == ["s/im2.png"]
     assert 0.72 <= tuned.threshold < 0.9  # removes the val imposter hit
     assert tuned.overall.fp == 1  # the imposter hit (0.7) is gone, the duplicate stays
 
@@ -186,7 +190,8 @@ def test_score_cli_json_and_plots(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["overall"] == {"tp": 1, "fp": 1, "fn": 3, "precision": 0.5, "recall": 0.25,
                               "f1": pytest.approx(2 / 6)}
-    assert set(doc["per_tumour"]) == {"breast", "lung"}
+    assert set(doc["per_tumour"]) == {"s | breast", "s | lung"}
+    assert doc["n_images"] == 2 and doc["n_mitotic_figures"] == 4
     assert (tmp_path / "plots" / "pr_curve.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "f1_per_tumour.png").stat().st_size > 1000
     # compare two "runs" of one seed each
