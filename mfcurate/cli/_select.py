@@ -8,7 +8,7 @@ One definition of each flag, so ``--tumour`` or ``--holdout`` mean the same in `
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,9 +29,33 @@ QAStateOpt = Annotated[Many, typer.Option("--qa-state",
 ImagesOpt = Annotated[list[Path] | None, typer.Option(
     "--images", help="Only the image keys listed in this file (one per line; repeatable).")]
 HoldoutOpt = Annotated[Many, typer.Option(
-    "--holdout", help="Leave out SOURCE:SPLIT and every copy of its images (repeatable).")]
+    "--holdout", help="SOURCE:SPLIT whose images (and their copies in other sources) are "
+                      "left out (repeatable; where a command has a default, e.g. midog++:test "
+                      "for training, --holdout none holds nothing out).")]
 IncludeRejectedOpt = Annotated[bool, typer.Option(
     "--include-rejected", help="Keep objects in QA state rejected (left out by default).")]
+
+
+def image_keys_from(files: list[Path] | None) -> list[str] | None:
+    """Union of the image keys of ``--images`` files (None when none given)."""
+    if not files:
+        return None
+    from mfcurate.dataset import read_image_list
+
+    keys: set[str] = set()
+    for f in files:
+        keys |= read_image_list(f)
+    return sorted(keys)
+
+
+def selection_options(*, source: Many = None, species: Many = None, tumour: Many = None,
+                      label: Many = None, images: list[Path] | None = None,
+                      split: Many = None) -> dict[str, Any]:
+    """CLI values as :meth:`Selection.from_options` keywords (unset ones left out)."""
+    out: dict[str, Any] = {"sources": source, "species": species, "tumour_types": tumour,
+                           "labels": label, "image_keys": image_keys_from(images),
+                           "splits": split}
+    return {k: v for k, v in out.items() if v}
 
 
 def selection(*, source: Many = None, split: Many = None, species: Many = None,
@@ -39,12 +63,10 @@ def selection(*, source: Many = None, split: Many = None, species: Many = None,
               images: list[Path] | None = None, holdout: Many = None,
               include_rejected: bool = False, masked_only: bool = False) -> Selection:
     """The :class:`Selection` of the shared CLI flags (image lists are read and merged)."""
-    from mfcurate.dataset import Selection, read_image_list
+    from mfcurate.dataset import Selection
 
-    keys: set[str] = set()
-    for path in images or ():
-        keys |= read_image_list(path)
     return Selection.from_options(
-        sources=source, splits=split, species=species, tumour_types=tumour, labels=label,
-        qa_states=qa_state, image_keys=sorted(keys) if images else None, holdout=holdout,
-        include_rejected=include_rejected, masked_only=masked_only)
+        **selection_options(source=source, species=species, tumour=tumour, label=label,
+                            images=images, split=split),
+        qa_states=qa_state, holdout=holdout, include_rejected=include_rejected,
+        masked_only=masked_only)

@@ -12,10 +12,11 @@ from mfcurate.cli._common import (
     SchedulerOpt,
     WorkersOpt,
     console,
+    mpp_value,
     progress_callback,
     reports_errors,
 )
-from mfcurate.cli._selection import (
+from mfcurate.cli._select import (
     HoldoutOpt,
     ImagesOpt,
     LabelOpt,
@@ -62,6 +63,7 @@ def build_patches(
     label: LabelOpt = None,
     images: ImagesOpt = None,
     default_mpp: Annotated[float | None, typer.Option(
+        callback=mpp_value,
         help="µm/px of images that have none (otherwise they are an error).")] = None,
     workers: WorkersOpt = 1,
     scheduler: SchedulerOpt = None,

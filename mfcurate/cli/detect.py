@@ -11,10 +11,12 @@ from mfcurate.cli._common import (
     SchedulerOpt,
     WorkersOpt,
     console,
+    mpp_value,
+    probability,
     progress_callback,
     reports_errors,
 )
-from mfcurate.cli._selection import ImagesOpt, SourceOpt, SpeciesOpt, TumourOpt, selection_options
+from mfcurate.cli._select import ImagesOpt, SourceOpt, SpeciesOpt, TumourOpt, selection_options
 
 
 def register(app: typer.Typer) -> None:
@@ -51,9 +53,11 @@ def detect(
     overlap: Annotated[int, typer.Option(min=0, help="Tile overlap in level-0 px.")] = 128,
     all_tiles: Annotated[bool, typer.Option(
         help="Tile the whole image (no tissue detection), e.g. for ROI images.")] = False,
-    threshold: Annotated[float, typer.Option(help="Decision threshold on mean P(MF).")] = 0.5,
+    threshold: Annotated[float, typer.Option(
+        callback=probability, help="Decision threshold on mean P(MF).")] = 0.5,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
-    mpp: Annotated[float | None, typer.Option(help="µm/px of images that have none.")] = None,
+    mpp: Annotated[float | None, typer.Option(
+        callback=mpp_value, help="µm/px of images that have none.")] = None,
     device: Annotated[str, typer.Option(help="torch device (cpu, cuda).")] = "cpu",
     workers: WorkersOpt = 1,
     scheduler: SchedulerOpt = None,

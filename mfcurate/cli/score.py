@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from mfcurate.cli._common import console, reports_errors
-from mfcurate.cli._selection import (
+from mfcurate.cli._common import console, mpp_value, probability, reports_errors
+from mfcurate.cli._select import (
     ImagesOpt,
     SourceOpt,
     SpeciesOpt,
@@ -50,8 +50,9 @@ def score(
     dataset: Annotated[Path | None, typer.Option(help="Dataset folder.")] = None,
     split: Annotated[str, typer.Option(help="train, val, test, unassigned or all.")] = "test",
     threshold: Annotated[float | None, typer.Option(
-        help="Fixed threshold (count detections with score > T).")] = None,
-    mpp: Annotated[float | None, typer.Option(help="µm/px for images that have none.")] = None,
+        callback=probability, help="Fixed threshold (count detections with score > T).")] = None,
+    mpp: Annotated[float | None, typer.Option(
+        callback=mpp_value, help="µm/px for images that have none.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the scores as JSON.")]
     = None,
     plots: Annotated[Path | None, typer.Option(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mfcurate.cli._common import DatasetArg, console, reports_errors
-from mfcurate.cli._selection import (
+from mfcurate.cli._select import (
     HoldoutOpt,
     ImagesOpt,
     LabelOpt,
