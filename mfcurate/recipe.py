@@ -317,13 +317,24 @@ PAPER_OBJECTS = 74_620 + 105_538
 _HEAVY = ("train-classifier", "detect", "refine-masks", "harvest")
 
 
+def _is_heavy(name: str, opts: Mapping[str, Any]) -> bool:
+    """Training and detection always; refine and harvest only with SAM.
+
+    The classical segmenter is the CPU default and runs at paper scale on a CPU.
+    """
+    if step_name(name) in ("train-classifier", "detect"):
+        return True
+    return bool(opts.get("sam_checkpoint") or opts.get("checkpoint"))
+
+
 def check_paper_device(recipe: Recipe, dataset: Path) -> None:
     """Raise :class:`UsageError` with the plan and a time estimate for a paper run on CPU."""
     import torch
 
     if torch.cuda.is_available():
         return
-    heavy = [k for k in recipe.steps if step_name(k) in _HEAVY]
+    heavy = [k for k in recipe.steps
+             if step_name(k) in _HEAVY and _is_heavy(k, recipe.steps[k])]
     if not heavy:
         return
     n_obj, what = PAPER_OBJECTS, "the paper's 180,158 MF + mitotic-like (harvested on top)"
@@ -342,8 +353,9 @@ def check_paper_device(recipe: Recipe, dataset: Path) -> None:
             hours = n_obj * epochs * seeds / CPU_PATCHES_PER_S / 3600
             lines.append(f"  {k}: {seeds} seed(s) x {epochs} epochs over {what}: at least "
                          f"{hours:,.0f} CPU hours at ~{CPU_PATCHES_PER_S:.0f} patches/s")
-        elif opts.get("sam_checkpoint"):
-            lines.append(f"  {k}: SAM {opts.get('sam_model', 'vit_h')} on CPU: its image "
+        elif opts.get("sam_checkpoint") or opts.get("checkpoint"):
+            model = opts.get("sam_model", opts.get("model_type", "vit_h"))
+            lines.append(f"  {k}: SAM {model} on CPU: its image "
                          "encoder (~3 TFLOP for ViT-H) takes roughly 30 s or more per 1024 px "
                          "tile, for every tile of every image")
         else:

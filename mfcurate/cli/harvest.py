@@ -53,7 +53,8 @@ def harvest(
         help="SAM architecture of the checkpoint: vit_h, vit_l, vit_b, tiny.")] = "vit_h",
     backend: Annotated[str, typer.Option(
         help="auto, sam, sam_stock (segment_anything's generator) or classical.")] = "auto",
-    device: Annotated[str, typer.Option(help="Torch device for SAM (cpu, cuda).")] = "cpu",
+    device: Annotated[str, typer.Option(
+        help="Torch device for SAM (cpu, cuda; auto: CUDA when available).")] = "auto",
     tile: Annotated[int, typer.Option(help="Tile side in level-0 px.")] = 1024,
     overlap: Annotated[int, typer.Option(help="Tile overlap in level-0 px.")] = 128,
     tiles_per_task: Annotated[int, typer.Option(help="Tiles per executor task.")] = 4,

@@ -39,7 +39,6 @@ from mfcurate.units import MppUnknownError, area_um2, mpp_of_row
 
 HARVEST_PART = "harvest"
 FILL_PART = "harvest-fill"
-_SEGMENTERS: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class HarvestConfig:
     backend: str = "auto"
     checkpoint: str | None = None
     model_type: str = "vit_h"
-    device: str = "cpu"
+    device: str = "auto"
     tile: int = 1024
     overlap: int = 128
     tiles_per_task: int = 4
@@ -123,13 +122,13 @@ class HarvestConfig:
         return self.backend
 
     def segmenter_spec(self) -> dict[str, Any]:
-        """Picklable description of the segmenter (what workers build)."""
-        opts = dict(self.amg)
-        spec: dict[str, Any] = {"kind": self.kind, "options": opts}
-        if self.kind != "classical":
-            spec.update(checkpoint=self.checkpoint, model_type=self.model_type,
-                        device=self.device)
-        return spec
+        """Picklable description of the segmenter (a :class:`SegmenterSpec` as a dict)."""
+        from mfcurate.segment.spec import SegmenterSpec
+
+        sam = self.kind != "classical"
+        return SegmenterSpec.make(self.kind, self.checkpoint if sam else None,
+                                  self.model_type, self.device if sam else "auto",
+                                  **dict(self.amg)).to_dict()
 
     def digest(self) -> str:
         """Hash of everything that changes the per-tile results (names the work folder)."""
@@ -173,17 +172,10 @@ class HarvestReport:
 
 # --------------------------------------------------------------------------- worker side
 def _segmenter(spec: dict[str, Any]) -> Any:
-    from mfcurate.segment.auto import make_auto_segmenter
+    """The worker's segmenter (the one cache of :mod:`mfcurate.segment.spec`)."""
+    from mfcurate.segment.spec import auto_segmenter
 
-    key = json.dumps(spec, sort_keys=True, default=str)
-    if key not in _SEGMENTERS:
-        opts = dict(spec["options"])
-        _SEGMENTERS.clear()  # one model per worker at a time
-        _SEGMENTERS[key] = make_auto_segmenter(
-            spec["kind"], checkpoint=spec.get("checkpoint"),
-            model_type=spec.get("model_type", "vit_b"), device=spec.get("device", "cpu"),
-            **opts)
-    return _SEGMENTERS[key]
+    return auto_segmenter(spec)
 
 
 def harvest_tiles(payload: dict[str, Any]) -> pa.Table:

@@ -27,6 +27,7 @@ RECIPE = """
 name = "hygiene"
 [run]
 dataset = "dataset"
+preset = "quick"
 seed = 0
 workers = 1
 

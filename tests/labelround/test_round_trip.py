@@ -154,7 +154,8 @@ def test_detections_become_detect_objects(dataset: Path, tmp_path: Path) -> None
     table = pa.table({"image": [r[0] for r in rows], "x": [r[1] for r in rows],
                       "y": [r[2] for r in rows], "score": [r[3] for r in rows],
                       "area_um2": [r[4] for r in rows], "seg_score": [0.8] * len(rows),
-                      "origin": ["classical"] * len(rows)}, schema=CANDIDATE_SCHEMA)
+                      "origin": ["classical"] * len(rows),
+                      "member_scores": [str(r[3]) for r in rows]}, schema=CANDIDATE_SCHEMA)
     pacsv.write_csv(table, cands)  # as `mfcurate detect` writes it (quoted header)
     assert cands.read_text().startswith('"image","x","y","score"')
     # the file name is unique within the chosen source (both sources have an img000.png)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mfcurate.classifier.patches import PatchConfig, _image_tasks
-from mfcurate.dataset import Dataset
+from mfcurate.dataset import Dataset, Selection
 from mfcurate.labelround.ops import new_round
 
 
@@ -18,7 +18,7 @@ def test_uncertain_objects_are_not_patched(dataset: Path, tmp_path: Path) -> Non
     ds = Dataset.open(dataset)
     labels = set(ds.objects().column("label").to_pylist())
     assert "uncertain" in labels
-    tasks, _, _ = _image_tasks(ds, PatchConfig(), None, None, include_disk=True)
+    tasks, _, _ = _image_tasks(ds, PatchConfig(), None, Selection(), include_disk=True)
     patched = {o[0]: o[1] for t in tasks for o in t.payload["objects"]}
     assert patched and "uncertain" not in set(patched.values())
     assert all(not k.endswith("det-33-44") for k in patched)
