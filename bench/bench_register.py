@@ -80,9 +80,9 @@ class HomographyMap:
 
 def synthetic(args: argparse.Namespace) -> None:
     from mfcurate.registration import RegisterOptions, register_pair
-    from mfcurate.registration.evaluate import score_pair, tre_um
     from mfcurate.registration.outputs import read_objects
     from mfcurate.synth.phh3_pair import make_pair, write_pair
+    from mfcurate.testing.evaluate import score_pair, tre_um
 
     plan = [(s, "eosin", None) for s in range(max(0, args.pairs - 1))]
     if args.pairs >= 1:
@@ -140,7 +140,7 @@ def real(args: argparse.Namespace) -> None:
     from mfcurate.io.reader import open_image
     from mfcurate.registration import PairTransform, RegisterOptions
     from mfcurate.registration.pair import estimate_transform
-    from mfcurate.registration.realpairs import real_pairs, relative_tre
+    from mfcurate.testing.realpairs import real_pairs, relative_tre
 
     root = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real" / \
         "images" / "he_ihc"

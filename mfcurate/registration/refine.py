@@ -39,6 +39,7 @@ class RefineOptions:
     max_disp_um: float = 30.0
     fb_max_um: float = 2.0
     preset: str = "medium"
+    min_window_ncc: float = 0.25
 
 
 def read_scaled(img: Any, x0: float, y0: float, w: int, h: int, scale: float) -> tuple[
@@ -114,6 +115,8 @@ def refine(
     acc = np.zeros((gh, gw, 2), np.float32)
     wsum = np.zeros((gh, gw), np.float32)
     res = np.full((gh, gw), np.nan, np.float32)
+    failed = np.zeros((gh, gw), bool)
+    regions: list[dict[str, Any]] = []
     tile0 = o.tile * r0
     ys, xs = np.nonzero(he_mask_low)
     if len(xs) == 0:
@@ -198,9 +201,9 @@ def refine(
             na = _ncc(a.astype(np.float32), after.astype(np.float32), both & core)
             ncc_before.append(nb)
             ncc_after.append(na)
-            if not (na >= nb - 0.01):
-                continue
-            n_ok += 1
+            ok = bool(na >= nb - 0.01 and na >= o.min_window_ncc)
+            regions.append({"xyxy": [round(X0), round(Y0), round(X0 + tile0), round(Y0 + tile0)],
+                            "ncc_before": _round(nb), "ncc_after": _round(na), "ok": ok})
             # grid points inside this tile's core
             j0 = math.ceil(X0 / step0)
             j1 = math.floor(min(X0 + tile0, he_img.width) / step0)
@@ -208,6 +211,10 @@ def refine(
             i1 = math.floor(min(Y0 + tile0, he_img.height) / step0)
             if j1 < j0 or i1 < i0:
                 continue
+            if not ok:  # the region says so instead of mapping wrong
+                failed[i0:i1 + 1, j0:j1 + 1] = True
+                continue
+            n_ok += 1
             jj, ii = np.meshgrid(np.arange(j0, j1 + 1), np.arange(i0, i1 + 1))
             tx_ = ((jj * step0 - ox) / r - 0.5).astype(np.float32)
             ty_ = ((ii * step0 - oy) / r - 0.5).astype(np.float32)
@@ -226,11 +233,13 @@ def refine(
         "refine_windows": n_tiles, "refine_windows_ok": n_ok,
         "ncc_before": _nanmedian(ncc_before), "ncc_after": _nanmedian(ncc_after),
         "refine_mpp": r0 * mpp, "field_step_um": o.step_um,
+        "regions_failed": sum(1 for r in regions if not r["ok"]), "regions": regions,
     })
     if not good.any():
         quality["refined"] = False
         return PairTransform(transform.affine, None, (0.0, 0.0), step0, None, None,
-                             transform.he_mpp, transform.phh3_mpp, quality)
+                             transform.he_mpp, transform.phh3_mpp, quality,
+                             failed if failed.any() else None)
     from scipy.ndimage import distance_transform_edt
 
     _, (ri, ci) = distance_transform_edt(~good, return_indices=True)
@@ -244,7 +253,12 @@ def refine(
                                                                       step0, gh, gw)].mean())
     quality["residual_median_um"] = _nanmedian(list(res[good].ravel()))
     return PairTransform(transform.affine, field.astype(np.float32), (0.0, 0.0), step0, res,
-                         fallback, transform.he_mpp, transform.phh3_mpp, quality)
+                         fallback, transform.he_mpp, transform.phh3_mpp, quality,
+                         failed if failed.any() else None)
+
+
+def _round(v: float) -> float | None:
+    return round(float(v), 4) if math.isfinite(v) else None
 
 
 def _nanmedian(v: list[float]) -> float | None:
