@@ -42,6 +42,8 @@ from mfcurate.registration.transform import PairTransform
 from mfcurate.stain import HED_STAINS
 
 MIN_TISSUE_FRACTION = 0.002
+#: longest side (px) of the low-resolution images of the slide-level fit
+GLOBAL_MAX_SIDE = 2048
 
 
 @dataclass
@@ -53,7 +55,8 @@ class RegisterOptions:
         channel: shared channel, ``auto``, ``eosin``, ``hematoxylin`` or ``gray``.
         allow_mirror: accept a pHH3 slide scanned mirrored.
         global_mpp: µm/px of the slide-level fit; None picks 2-4 µm/px so that the larger
-            slide is about 1024 px long there.
+            slide is about 1024 px long there, and coarser for slides that would be longer
+            than ``GLOBAL_MAX_SIDE`` (2048) px.
         refine: patch-level refinement options.
         dab: DAB detection options.
         estimate_stains: estimate the DAB vector per slide.
@@ -258,7 +261,9 @@ def estimate_transform(he_img: Any, ph_img: Any, he_p: Path, ph_p: Path, he_mpp:
     if g_mpp is None:
         extent = max(he_img.width * he_mpp, he_img.height * he_mpp,
                      ph_img.width * ph_mpp, ph_img.height * ph_mpp)
-        g_mpp = float(np.clip(extent / 1024.0, 2.0, 4.0))
+        # about 1024 px long at 2-4 µm/px, never more than GLOBAL_MAX_SIDE px (a whole
+        # 20 mm section is fitted at ~10 µm/px; the refinement absorbs the rest)
+        g_mpp = max(float(np.clip(extent / 1024.0, 2.0, 4.0)), extent / GLOBAL_MAX_SIDE)
     he_low = read_lowres(he_img, he_mpp, g_mpp)
     ph_low = read_lowres(ph_img, ph_mpp, g_mpp)
     for low, p, what in ((he_low, he_p, "H&E"), (ph_low, ph_p, "pHH3")):

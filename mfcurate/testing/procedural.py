@@ -92,10 +92,10 @@ def _periodic_noise(rng: np.random.Generator, period: int, sigma: tuple[float, f
         u = xx * math.cos(t) + yy * math.sin(t)
         v = -xx * math.sin(t) + yy * math.cos(t)
         kern = np.exp(-0.5 * ((u / sx) ** 2 + (v / sy) ** 2)).astype(np.float32)
-        big = cv2.filter2D(big, -1, kern / kern.sum(), borderType=cv2.BORDER_REFLECT)
+        out = cv2.filter2D(big, -1, kern / kern.sum(), borderType=cv2.BORDER_REFLECT)
     else:
-        big = cv2.GaussianBlur(big, (0, 0), sx, sigmaY=sy, borderType=cv2.BORDER_REFLECT)
-    tile = big[period:2 * period, period:2 * period]
+        out = cv2.GaussianBlur(big, (0, 0), sx, sigmaY=sy, borderType=cv2.BORDER_REFLECT)
+    tile = np.asarray(out, np.float32)[period:2 * period, period:2 * period]
     return np.asarray((tile - tile.mean()) / max(float(tile.std()), 1e-6), dtype=np.float32)
 
 
@@ -162,9 +162,10 @@ class Tissue:
         c, k = self.cell, self.key
         i0, i1 = math.floor(x0 / c) - 1, math.floor((x0 + w) / c) + 1
         j0, j1 = math.floor(y0 / c) - 1, math.floor((y0 + h) / c) + 1
-        jj, ii = np.meshgrid(np.arange(j0, j1 + 1), np.arange(i0, i1 + 1), indexing="ij")
-        ii, jj = ii.ravel(), jj.ravel()
-        dens = value_noise_points((ii + 0.5) * c, (jj + 0.5) * c, 220.0 / self.mpp, k + 4)
+        jg, ig = np.meshgrid(np.arange(j0, j1 + 1), np.arange(i0, i1 + 1), indexing="ij")
+        ii, jj = ig.ravel().astype(np.int64), jg.ravel().astype(np.int64)
+        dens = value_noise_points((ii + 0.5) * c, (jj + 0.5) * c,  # type: ignore[arg-type]
+                                  220.0 / self.mpp, k + 4)
         keep = hash01(ii, jj, k + 10) < self.p_nucleus * (0.45 + 0.75 * dens)
         ii, jj = ii[keep], jj[keep]
         mit = hash01(ii, jj, k + 11) < self.p_mitosis
@@ -215,9 +216,8 @@ class Tissue:
         hema = np.zeros((h, w), np.float32)
         dab = np.zeros((h, w), np.float32)
         self._stamp_nuclei(x0, y0, w, h, hema, dab)
-        hema = (hema * (0.85 + 0.15 * fine) + 0.03) * t
         out = np.empty((h, w, 3), np.float32)
-        out[:, :, 0] = hema
+        out[:, :, 0] = (hema * (0.85 + 0.15 * fine) + 0.03) * t
         out[:, :, 1] = np.clip(eos, 0, None)
         out[:, :, 2] = dab * t
         return out

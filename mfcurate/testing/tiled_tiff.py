@@ -24,7 +24,7 @@ Render = Callable[[int, int, int, int], U8]
 def _tiles(level: npt.NDArray[np.uint8] | None, strips: Iterator[U8] | None, tile: int
            ) -> Iterator[U8]:
     """256-px tiles, row-major, from an array or from full-width strips (edges padded)."""
-    src = strips if strips is not None else iter([level])  # type: ignore[list-item]
+    src = strips if strips is not None else iter([level])
     carry: U8 | None = None
     for strip in src:
         assert strip is not None  # noqa: S101 - internal
@@ -115,7 +115,6 @@ def write_pyramid(path: Path | str, width: int, height: int, render: Render, mpp
                 lv = _halve(np.asarray(lv))
         tmp.replace(p)
     finally:
-        del level1
         l1_path.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
     return p

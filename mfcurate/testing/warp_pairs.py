@@ -78,7 +78,7 @@ class Tear:
         return s, half, n, a
 
     def close(self, u: F64) -> tuple[F64, npt.NDArray[np.bool_]]:
-        """u -> t (crack closed) and the gap mask (pixels inside the crack)."""
+        """U -> t (crack closed) and the gap mask (pixels inside the crack)."""
         s, half, n, _a = self._frame(u)
         gap = np.abs(s) < half
         z = np.maximum(np.abs(s) - half, 0.0)
@@ -86,7 +86,7 @@ class Tear:
         return u - shift[:, None] * n, gap
 
     def open(self, t: F64) -> F64:
-        """t -> u, the inverse of :meth:`close` (Newton on ``|s_t| = z + h (1 - e^(-z/F))``)."""
+        """T -> u, the inverse of :meth:`close` (Newton on ``|s_t| = z + h (1 - e^(-z/F))``)."""
         s_t, half, n, _a = self._frame(t)
         st = np.abs(s_t)
         z = np.maximum(st - half, 0.0)
@@ -236,8 +236,11 @@ def _segment_distance(p: F64, a: tuple[float, float], b: tuple[float, float]) ->
 
 def _tps_field(rng: np.random.Generator, width: int, height: int, amp_px: float, step: float,
                n_ctrl: int = 5) -> tuple[F64, tuple[float, float]]:
-    """Thin-plate spline through an ``n x n`` control grid (random displacements, σ amp_px),
-    sampled every ``step`` px over the canvas plus a 15 % margin."""
+    """Thin-plate spline through an ``n x n`` control grid, sampled every ``step`` px.
+
+    Control displacements are normal (σ ``amp_px``, mean removed); the samples cover the
+    canvas plus a 15 % margin.
+    """
     cx = np.linspace(0, width, n_ctrl)
     cy = np.linspace(0, height, n_ctrl)
     P = np.array([(x, y) for y in cy for x in cx])
@@ -403,8 +406,10 @@ class PairRenderer:
 
     def _geometry_near_tears(self, pts: F64, shape: tuple[int, int]
                              ) -> tuple[F64, npt.NDArray[np.bool_]]:
-        """Per-pixel tears (only inside each tear's zone) and ``q`` through ``cv2.remap``
-        (its 1/32-cell weights change ``q`` by < 0.002 px)."""
+        """Per-pixel tears (inside each tear's zone) and ``q`` through ``cv2.remap``.
+
+        OpenCV's 1/32-cell bilinear weights change ``q`` by < 0.002 px.
+        """
         import cv2
 
         t = self.t
