@@ -86,8 +86,10 @@ def main() -> None:
             folder = root / f"scale{size}_seed{args.seed}"
             t0 = time.perf_counter()
             if not (folder / "phh3.svs").exists():
+                big = size > 8192  # raw tiles and one tissue render for the big ones
                 write_pair(folder, make_truth(args.seed, size, max_rotation_deg=ROT),
-                           compression="zlib" if size <= 8192 else None, workers=2)
+                           compression=None if big else "zlib", workers=1 if big else 2,
+                           reuse_he=big)
             gen = time.perf_counter() - t0
             r = subprocess.run([sys.executable, __file__, "--child", str(folder), str(size),
                                 str(args.seed)], capture_output=True, text=True, check=False)

@@ -349,10 +349,15 @@ class PairRenderer:
         self.he_gain = rng.uniform(0.97, 1.03, 3)
         self.ph_gain = rng.uniform(0.93, 1.05, 3)
         self.ph_scale = float(rng.uniform(0.85, 1.15))
+        #: optional ``(height, width, 3)`` uint8 store of the H&E concentrations (OD x 100),
+        #: filled by :meth:`he_block` and read by the pHH3 instead of re-rendering
+        self.store: npt.NDArray[np.uint8] | None = None
 
     def he_block(self, x0: int, y0: int, w: int, h: int) -> npt.NDArray[np.uint8]:
         """``(h, w, 3)`` uint8 H&E pixels of a window."""
         conc = self.tissue.concentrations(x0, y0, w, h)
+        if self.store is not None:
+            self.store[y0:y0 + h, x0:x0 + w] = np.clip(conc * 100 + 0.5, 0, 255)
         conc[:, :, 2] = 0.0
         return conc_to_rgb(conc, self.he_gain, self.tissue.periodic_noise(x0, y0, w, h, 0))
 
@@ -365,7 +370,10 @@ class PairRenderer:
         sy0 = math.floor(float(ys[ok].min()) - 3 - extra_margin)
         sx1 = math.ceil(float(xs[ok].max()) + 3 + extra_margin)
         sy1 = math.ceil(float(ys[ok].max()) + 3 + extra_margin)
-        conc = self.tissue.concentrations(sx0, sy0, sx1 - sx0, sy1 - sy0)
+        if self.store is not None:
+            conc = _read_store(self.store, sx0, sy0, sx1 - sx0, sy1 - sy0)
+        else:
+            conc = self.tissue.concentrations(sx0, sy0, sx1 - sx0, sy1 - sy0)
         for cx, cy, r in self.t.missing:
             gx = np.arange(sx0, sx1) + 0.5 - cx
             gy = np.arange(sy0, sy1)[:, None] + 0.5 - cy
@@ -550,14 +558,43 @@ def _disc_hits(cx: float, cy: float, r: float, x0: float, y0: float, w: float, h
     return cx + r > x0 and cx - r < x0 + w and cy + r > y0 and cy - r < y0 + h
 
 
+def _read_store(store: npt.NDArray[np.uint8], x0: int, y0: int, w: int, h: int) -> F32:
+    out = np.zeros((h, w, 3), np.float32)
+    H, W = store.shape[:2]
+    a0, b0 = max(x0, 0), max(y0, 0)
+    a1, b1 = min(x0 + w, W), min(y0 + h, H)
+    if a1 > a0 and b1 > b0:
+        out[b0 - y0:b1 - y0, a0 - x0:a1 - x0] = store[b0:b1, a0:a1] / np.float32(100.0)
+    return out
+
+
 def write_pair(folder: Path | str, truth: WarpTruth, *, compression: str | None = "zlib",
-               workers: int = 1) -> tuple[Path, Path]:
+               workers: int = 1, reuse_he: bool = False) -> tuple[Path, Path]:
     """Render and write ``he.svs`` and ``phh3.svs`` (tiled pyramidal TIFF) into ``folder``.
 
-    ``workers=2`` renders the two slides in two processes.
+    ``workers=2`` renders the two slides in two processes.  ``reuse_he`` (whole-slide
+    sizes) renders the H&E first and keeps its concentrations in a disk-backed store
+    (3 bytes/px, quantised to 0.01 OD) that the pHH3 samples instead of rendering the tissue
+    again: about half the work, in one process.
     """
     d = Path(folder)
     d.mkdir(parents=True, exist_ok=True)
+    if reuse_he:
+        from mfcurate.testing.tiled_tiff import write_pyramid
+
+        store_p = d / ".he_conc.npy"
+        r = PairRenderer(truth)
+        r.store = np.lib.format.open_memmap(store_p, mode="w+", dtype=np.uint8,
+                                            shape=(truth.height, truth.width, 3))
+        try:
+            he = write_pyramid(d / "he.svs", truth.width, truth.height, r.he_block, truth.mpp,
+                               compression=compression)
+            ph = write_pyramid(d / "phh3.svs", truth.width, truth.height, r.ph_block,
+                               truth.mpp, compression=compression)
+        finally:
+            r.store = None
+            store_p.unlink(missing_ok=True)
+        return he, ph
     jobs = [(d / "he.svs", truth, "he", compression), (d / "phh3.svs", truth, "phh3",
                                                        compression)]
     if workers > 1:
