@@ -29,7 +29,7 @@ from mfcurate.registration.quality import (
     check_quality,
     describe_failures,
 )
-from mfcurate.registration.refine import RefineOptions, refine
+from mfcurate.registration.refine import RefineOptions, pick_channel, refine
 from mfcurate.registration.rigid import (
     LowRes,
     MirroredSlideError,
@@ -302,7 +302,13 @@ def estimate_transform(he_img: Any, ph_img: Any, he_p: Path, ph_p: Path, he_mpp:
     _check_overlap(glob, he_low, ph_low, he_p, ph_p, o)
     t["global_s"] = time.perf_counter() - t0 - t["read_s"]
     say("patch-level refinement")
-    tr = refine(he_img, ph_img, glob, he_low.mask, he_low.scale, fit.channel, o.refine)
+    ref_channel = fit.channel
+    if o.channel == "auto" and fit.channel in ("eosin", "hematoxylin"):
+        others = [c for c in ("eosin", "hematoxylin") if c != fit.channel]
+        ref_channel, probe = pick_channel(he_img, ph_img, glob, he_low.mask, he_low.scale,
+                                          [fit.channel, *others], o.refine)
+        glob.quality["refine_channel_probe"] = {k: round(v, 4) for k, v in probe.items()}
+    tr = refine(he_img, ph_img, glob, he_low.mask, he_low.scale, ref_channel, o.refine)
     t["refine_s"] = time.perf_counter() - t0 - t["read_s"] - t["global_s"]
     return he_low, ph_low, glob, tr
 
