@@ -303,12 +303,15 @@ def estimate_transform(he_img: Any, ph_img: Any, he_p: Path, ph_p: Path, he_mpp:
     t["global_s"] = time.perf_counter() - t0 - t["read_s"]
     say("patch-level refinement")
     ref_channel = fit.channel
+    done: dict[tuple[float, float], Any] = {}
     if o.channel == "auto" and fit.channel in ("eosin", "hematoxylin"):
         others = [c for c in ("eosin", "hematoxylin") if c != fit.channel]
-        ref_channel, probe = pick_channel(he_img, ph_img, glob, he_low.mask, he_low.scale,
-                                          [fit.channel, *others], o.refine)
+        ref_channel, probe, done = pick_channel(he_img, ph_img, glob, he_low.mask,
+                                                he_low.scale, [fit.channel, *others],
+                                                o.refine)
         glob.quality["refine_channel_probe"] = {k: round(v, 4) for k, v in probe.items()}
-    tr = refine(he_img, ph_img, glob, he_low.mask, he_low.scale, ref_channel, o.refine)
+    tr = refine(he_img, ph_img, glob, he_low.mask, he_low.scale, ref_channel, o.refine,
+                precomputed=done)
     t["refine_s"] = time.perf_counter() - t0 - t["read_s"] - t["global_s"]
     return he_low, ph_low, glob, tr
 

@@ -192,24 +192,31 @@ def _make_dis(o: RefineOptions) -> Any:
 def pick_channel(he_img: Any, ph_img: Any, transform: PairTransform,
                  he_mask_low: npt.NDArray[np.bool_], he_low_scale: float,
                  channels: Sequence[str], options: RefineOptions | None = None
-                 ) -> tuple[str, dict[str, float]]:
+                 ) -> tuple[str, dict[str, float], dict[tuple[float, float], _Window]]:
     """The channel whose flow aligns the window with the most tissue best (NCC after).
 
     The slide-level fit picks its channel by keypoint inliers, which favour the coarse
     texture; the refinement needs the channel that agrees at cell scale (a haematoxylin
     counterstain: nuclei), so each candidate is tried on one window.
+
+    Returns:
+        ``(channel, NCC after per channel, {window origin: the winner's flow})``; pass the
+        last to :func:`refine` so the window is not computed twice.
     """
     o = options or RefineOptions()
     wins = _windows(he_mask_low, he_low_scale, o.tile * max(o.ref_mpp / transform.he_mpp, 1.0))
     if len(channels) < 2 or not wins:
-        return channels[0], {}
+        return channels[0], {}, {}
     X0, Y0, _n = max(wins, key=lambda w: w[2])
     dis = _make_dis(o)
     scores: dict[str, float] = {}
+    flows: dict[str, _Window | None] = {}
     for ch in channels:
-        win = _flow_window(he_img, ph_img, transform, X0, Y0, ch, o, dis)
+        flows[ch] = win = _flow_window(he_img, ph_img, transform, X0, Y0, ch, o, dis)
         scores[ch] = win.na if win is not None and math.isfinite(win.na) else -1.0
-    return max(channels, key=lambda c: scores[c]), scores
+    best = max(channels, key=lambda c: scores[c])
+    done = flows[best]
+    return best, scores, ({(X0, Y0): done} if done is not None else {})
 
 
 def refine(
@@ -221,6 +228,7 @@ def refine(
     channel: str,
     options: RefineOptions | None = None,
     progress: Callable[[], None] | None = None,
+    precomputed: dict[tuple[float, float], _Window] | None = None,
 ) -> PairTransform:
     """Add a smooth displacement field to ``transform`` (which holds the global affine).
 
@@ -233,6 +241,7 @@ def refine(
         channel: shared channel name.
         options: refinement options.
         progress: called once per window.
+        precomputed: windows already flowed on ``channel`` (from :func:`pick_channel`).
 
     Returns:
         A transform with ``field``, ``residual``, ``fallback`` and ``failed`` grids and
@@ -262,7 +271,9 @@ def refine(
     for X0, Y0, _n in wins:
         if progress is not None:
             progress()
-        win = _flow_window(he_img, ph_img, transform, X0, Y0, channel, o, dis)
+        win = (precomputed or {}).get((X0, Y0))
+        if win is None:
+            win = _flow_window(he_img, ph_img, transform, X0, Y0, channel, o, dis)
         if win is None:
             continue
         ncc_before.append(win.nb)
