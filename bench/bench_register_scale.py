@@ -33,6 +33,15 @@ from pathlib import Path
 ROT = 10.0
 
 
+def _status_mb(key: str) -> float:
+    """``VmRSS`` / ``VmHWM`` of this process in MB (``ru_maxrss`` survives ``exec`` on Linux,
+    so a child started by a big parent would report the parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return float(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def child(folder: Path, size: int, seed: int) -> None:
     """Register one pair in this (fresh) process and print one JSON line."""
     import cv2
@@ -44,7 +53,7 @@ def child(folder: Path, size: int, seed: int) -> None:
     from mfcurate.testing.warp_pairs import make_truth
 
     cv2.setNumThreads(2)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    base = _status_mb("VmRSS")
     he_p, ph_p = folder / "he.svs", folder / "phh3.svs"
     he, ph = open_image(he_p), open_image(ph_p)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -52,7 +61,7 @@ def child(folder: Path, size: int, seed: int) -> None:
     he_low, _pl, _g, tr = estimate_transform(he, ph, he_p, ph_p, 0.5, 0.5, RegisterOptions(),
                                             timings=timings)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = _status_mb("VmHWM")
     tissue_mm2 = float(he_low.mask.mean()) * he.width * he.height * (0.5e-3) ** 2
     truth = make_truth(seed, size, max_rotation_deg=ROT)
     p, h, _near = truth.landmarks(400)
