@@ -17,6 +17,8 @@ give the median relative TRE (TRE / image diagonal).  wsireg and VALIS are repor
 import.
 
 Run: ``PYTHONPATH=. python bench/bench_register.py [--size 6000] [--pairs 5]``.
+Whole-slide sizes: ``bench/bench_register_scale.py``; artefacts and the independent
+generator (and VALIS / wsireg when installed): ``bench/bench_register_robust.py``.
 """
 
 from __future__ import annotations
