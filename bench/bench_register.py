@@ -17,6 +17,8 @@ give the median relative TRE (TRE / image diagonal).  wsireg and VALIS are repor
 import.
 
 Run: ``PYTHONPATH=. python bench/bench_register.py [--size 6000] [--pairs 5]``.
+Whole-slide sizes: ``bench/bench_register_scale.py``; artefacts and the independent
+generator (and VALIS / wsireg when installed): ``bench/bench_register_robust.py``.
 """
 
 from __future__ import annotations
@@ -80,9 +82,9 @@ class HomographyMap:
 
 def synthetic(args: argparse.Namespace) -> None:
     from mfcurate.registration import RegisterOptions, register_pair
-    from mfcurate.registration.evaluate import score_pair, tre_um
     from mfcurate.registration.outputs import read_objects
     from mfcurate.synth.phh3_pair import make_pair, write_pair
+    from mfcurate.testing.evaluate import score_pair, tre_um
 
     plan = [(s, "eosin", None) for s in range(max(0, args.pairs - 1))]
     if args.pairs >= 1:
@@ -140,7 +142,7 @@ def real(args: argparse.Namespace) -> None:
     from mfcurate.io.reader import open_image
     from mfcurate.registration import PairTransform, RegisterOptions
     from mfcurate.registration.pair import estimate_transform
-    from mfcurate.registration.realpairs import real_pairs, relative_tre
+    from mfcurate.testing.realpairs import real_pairs, relative_tre
 
     root = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real" / \
         "images" / "he_ihc"

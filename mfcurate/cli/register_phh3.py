@@ -65,6 +65,10 @@ def register_phh3(
                            ] = None,
     species: Annotated[str | None, typer.Option(help="Species written to pair.json.")] = None,
     overlays: Annotated[int, typer.Option(help="PNG overlay patches per pair.")] = 3,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Keep a registration that fails its quality checks (inliers, "
+                        "tissue overlap, NCC after, windows ok, residual); its objects are "
+                        "flagged registration_failed_region.")] = False,
     workers: WorkersOpt = 1,
     scheduler: SchedulerOpt = None,
 ) -> None:
@@ -95,7 +99,7 @@ def register_phh3(
                        max_area_um2=max_area_um2),
         refine=RefineOptions(ref_mpp=refine_mpp),
         max_residual_um=max_residual_um, overlays=overlays, tumour_type=tumour_type,
-        species=species, default_mpp=mpp)
+        species=species, default_mpp=mpp, force=force)
     if pairs is None:
         from mfcurate.cli._common import progress_callback
         from mfcurate.registration.pair import register_pair
@@ -106,12 +110,16 @@ def register_phh3(
                                 progress=lambda _s: advance())
         q = res.transform.quality
         console.print(
-            f"[green]registered[/green] {res.pair_id}: channel {q.get('channel')} "
+            f"registered {res.pair_id}: channel {q.get('channel')} "
             f"({q.get('global_inliers')} inliers, rotation {q.get('rotation_deg', 0):.1f}°"
             f"{', mirrored' if q.get('mirrored') else ''}), "
             f"residual {q.get('residual_median_um') or float('nan'):.2f} µm; "
             f"{res.n_objects} objects ({res.n_flagged} flagged) in "
-            f"{res.timings['total_s']:.1f} s -> {res.folder}")
+            f"{res.timings['total_s']:.1f} s -> {res.folder}", markup=False, highlight=False)
+        if q.get("failed_checks"):
+            err_console.print(f"warning: kept with --force although it failed: "
+                              f"{', '.join(q['failed_checks'])}", markup=False,
+                              highlight=False)
     else:
         from mfcurate.cli._common import progress_callback
         from mfcurate.pipelines.phh3 import find_pairs, register_batch
@@ -121,11 +129,12 @@ def register_phh3(
             rows = register_batch(pairs, out, opts, workers=workers, scheduler=scheduler,
                                   progress=advance)
         ok = [r for r in rows if r["status"] == "ok"]
-        console.print(f"[green]registered[/green] {len(ok)}/{len(rows)} pairs, "
-                      f"{sum(r['n_objects'] for r in ok)} objects -> {out}")
+        console.print(f"registered {len(ok)}/{len(rows)} pairs, "
+                      f"{sum(r['n_objects'] for r in ok)} objects -> {out}", markup=False,
+                      highlight=False)
         for r in rows:
             if r["status"] != "ok":
-                err_console.print(f"[red]failed[/red] {r['pair_id']}: {r['message']}",
+                err_console.print(f"failed {r['pair_id']}: {r['message']}", markup=False,
                                   highlight=False)
         if not ok:
             from mfcurate.errors import RegistrationError

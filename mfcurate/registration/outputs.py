@@ -165,7 +165,31 @@ def read_pair_json(folder: Path) -> dict[str, Any]:
         raise SourceFormatError(p, f"not valid JSON ({exc})") from exc
     if not isinstance(d, dict) or "pair_id" not in d or "he_slide" not in d:
         raise SourceFormatError(p, "needs at least 'pair_id' and 'he_slide'")
+    if not isinstance(d["he_slide"], str) or not d["he_slide"]:
+        raise SourceFormatError(p, f"'he_slide' must be a path (text), not {d['he_slide']!r}")
+    if not isinstance(d["pair_id"], (str, int)) or isinstance(d["pair_id"], bool):
+        raise SourceFormatError(p, f"'pair_id' must be text, not {d['pair_id']!r}")
+    d["he_mpp"] = _mpp_pair(p, d.get("he_mpp"))
     return d
+
+
+def _mpp_pair(p: Path, v: Any) -> list[float | None]:
+    """``he_mpp`` as ``[mpp_x, mpp_y]`` (null allowed); anything else is a format error."""
+    import math
+
+    from mfcurate.errors import SourceFormatError
+
+    if v is None:
+        return [None, None]
+    ok = isinstance(v, list) and 1 <= len(v) <= 2 and all(
+        x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)
+                      and math.isfinite(x) and x > 0) for x in v)
+    if not ok:
+        raise SourceFormatError(p, f"'he_mpp' must be a list [mpp_x, mpp_y] of positive "
+                                   f"µm/px values, not {v!r}")
+    x = None if v[0] is None else float(v[0])
+    y = x if len(v) < 2 or v[1] is None else float(v[1])
+    return [x, y]
 
 
 def write_geojson(folder: Path, table: pa.Table, pair_id: str) -> None:

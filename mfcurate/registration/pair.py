@@ -23,7 +23,13 @@ from mfcurate.registration.outputs import (
     write_objects,
     write_overlays,
 )
-from mfcurate.registration.refine import RefineOptions, refine
+from mfcurate.registration.quality import (
+    QualityGates,
+    RegistrationQualityError,
+    check_quality,
+    describe_failures,
+)
+from mfcurate.registration.refine import RefineOptions, pick_channel, refine
 from mfcurate.registration.rigid import (
     LowRes,
     MirroredSlideError,
@@ -36,6 +42,8 @@ from mfcurate.registration.transform import PairTransform
 from mfcurate.stain import HED_STAINS
 
 MIN_TISSUE_FRACTION = 0.002
+#: longest side (px) of the low-resolution images of the slide-level fit
+GLOBAL_MAX_SIDE = 2048
 
 
 @dataclass
@@ -47,7 +55,8 @@ class RegisterOptions:
         channel: shared channel, ``auto``, ``eosin``, ``hematoxylin`` or ``gray``.
         allow_mirror: accept a pHH3 slide scanned mirrored.
         global_mpp: µm/px of the slide-level fit; None picks 2-4 µm/px so that the larger
-            slide is about 1024 px long there.
+            slide is about 1024 px long there, and coarser for slides that would be longer
+            than ``GLOBAL_MAX_SIDE`` (2048) px.
         refine: patch-level refinement options.
         dab: DAB detection options.
         estimate_stains: estimate the DAB vector per slide.
@@ -61,6 +70,9 @@ class RegisterOptions:
         tumour_type: written to ``pair.json`` for the adapter.
         species: idem.
         default_mpp: µm/px when a slide does not say.
+        gates: quality gates the transform must pass (:mod:`.quality`).
+        force: keep a transform that fails its gates (objects flagged
+            ``registration_failed_region``, the failures listed in ``quality``).
     """
 
     method: str = "deconv"
@@ -79,6 +91,8 @@ class RegisterOptions:
     tumour_type: str | None = None
     species: str | None = None
     default_mpp: float | None = None
+    gates: QualityGates = field(default_factory=QualityGates)
+    force: bool = False
 
 
 @dataclass
@@ -134,11 +148,15 @@ def register_pair(
         SourceFormatError: a slide is unreadable.
         RegistrationError: no tissue, no overlap, mirrored glass (with ``allow_mirror``
             off), or no µm/px.
+        RegistrationQualityError: the transform fails a quality gate (naming it) and
+            ``force`` is off.
+        UsageError: both paths are the same file.
     """
     from mfcurate.io.reader import open_image
 
     o = options or RegisterOptions()
     he_p, ph_p = Path(he_path), Path(phh3_path)
+    _refuse_same_file(he_p, ph_p)
     pid = pair_id or default_pair_id(he_p)
     say = progress or (lambda _s: None)
     t: dict[str, float] = {}
@@ -150,6 +168,14 @@ def register_pair(
         ph_mpp = _mpp(ph_img, ph_p, o.default_mpp)
         he_low, ph_low, glob, tr = estimate_transform(he_img, ph_img, he_p, ph_p, he_mpp,
                                                       ph_mpp, o, say, t)
+        failed = check_quality(tr.quality, o.gates)
+        if failed:
+            tr.quality["failed_checks"] = [name for name, _v, _l in failed]
+            if not o.force:
+                raise RegistrationQualityError(
+                    f"{he_p} / {ph_p}: the registration failed its quality checks: "
+                    f"{describe_failures(failed)}; the slides may not show the same section "
+                    "(rerun with --force to keep it anyway)", failed)
         say("DAB detection")
         counter = guess_counterstain(ph_low.rgb, ph_low.mask)
         stains = HED_STAINS
@@ -165,6 +191,10 @@ def register_pair(
         say("transfer")
         moved = transfer_objects(objs, tr, (he_img.width, he_img.height),
                                  max_residual_um=o.max_residual_um)
+        if failed:  # forced through: every object is suspect
+            for m in moved:
+                if "registration_failed_region" not in m.qa_flags:
+                    m.qa_flags.append("registration_failed_region")
         if o.refine_masks != "none":
             moved = refine_with_segmenter(moved, he_img, he_mpp, o.refine_masks,
                                           o.sam_checkpoint, model_type=o.sam_model)
@@ -231,7 +261,9 @@ def estimate_transform(he_img: Any, ph_img: Any, he_p: Path, ph_p: Path, he_mpp:
     if g_mpp is None:
         extent = max(he_img.width * he_mpp, he_img.height * he_mpp,
                      ph_img.width * ph_mpp, ph_img.height * ph_mpp)
-        g_mpp = float(np.clip(extent / 1024.0, 2.0, 4.0))
+        # about 1024 px long at 2-4 µm/px, never more than GLOBAL_MAX_SIDE px (a whole
+        # 20 mm section is fitted at ~10 µm/px; the refinement absorbs the rest)
+        g_mpp = max(float(np.clip(extent / 1024.0, 2.0, 4.0)), extent / GLOBAL_MAX_SIDE)
     he_low = read_lowres(he_img, he_mpp, g_mpp)
     ph_low = read_lowres(ph_img, ph_mpp, g_mpp)
     for low, p, what in ((he_low, he_p, "H&E"), (ph_low, ph_p, "pHH3")):
@@ -243,15 +275,20 @@ def estimate_transform(he_img: Any, ph_img: Any, he_p: Path, ph_p: Path, he_mpp:
         fit = fit_similarity(he_low, ph_low, channel=o.channel, allow_mirror=o.allow_mirror)
         method = "features"
     except RegistrationError as exc:
-        if isinstance(exc, MirroredSlideError) or not o.tissue_fallback:
+        if isinstance(exc, MirroredSlideError):
             raise
+        if not o.tissue_fallback:
+            raise RegistrationQualityError(
+                f"{he_p} / {ph_p}: the registration failed its quality check inliers: {exc}",
+                [("inliers", 0.0, ">= 30")]) from exc
         from mfcurate.registration.rigid import fit_by_tissue
 
         try:
             fit = fit_by_tissue(he_low, ph_low, allow_mirror=o.allow_mirror)
         except RegistrationError as exc2:
-            raise RegistrationError(f"{he_p} / {ph_p}: {exc}; tissue-outline fallback: "
-                                    f"{exc2}") from exc2
+            raise RegistrationQualityError(
+                f"{he_p} / {ph_p}: the registration failed its quality check inliers: {exc}; "
+                f"tissue-outline fallback: {exc2}", [("inliers", 0.0, ">= 30")]) from exc2
         method = "tissue_outline"
     A = affine_to_level0(fit.affine_low, he_low.scale, ph_low.scale)
     quality: dict[str, Any] = {
@@ -262,10 +299,19 @@ def estimate_transform(he_img: Any, ph_img: Any, he_p: Path, ph_p: Path, he_mpp:
         "scale": fit.scale, "mirrored": fit.mirrored, "global_mpp": g_mpp,
     }
     glob = PairTransform(A, he_mpp=he_mpp, phh3_mpp=ph_mpp, quality=dict(quality))
-    _check_overlap(glob, he_low, ph_low, he_p, ph_p)
+    _check_overlap(glob, he_low, ph_low, he_p, ph_p, o)
     t["global_s"] = time.perf_counter() - t0 - t["read_s"]
     say("patch-level refinement")
-    tr = refine(he_img, ph_img, glob, he_low.mask, he_low.scale, fit.channel, o.refine)
+    ref_channel = fit.channel
+    done: dict[tuple[float, float], Any] = {}
+    if o.channel == "auto" and fit.channel in ("eosin", "hematoxylin"):
+        others = [c for c in ("eosin", "hematoxylin") if c != fit.channel]
+        ref_channel, probe, done = pick_channel(he_img, ph_img, glob, he_low.mask,
+                                                he_low.scale, [fit.channel, *others],
+                                                o.refine)
+        glob.quality["refine_channel_probe"] = {k: round(v, 4) for k, v in probe.items()}
+    tr = refine(he_img, ph_img, glob, he_low.mask, he_low.scale, ref_channel, o.refine,
+                precomputed=done)
     t["refine_s"] = time.perf_counter() - t0 - t["read_s"] - t["global_s"]
     return he_low, ph_low, glob, tr
 
@@ -288,8 +334,25 @@ def _tissue_points(low: Any, n: int) -> list[tuple[float, float]]:
     return [(float(xs[i] * low.scale), float(ys[i] * low.scale)) for i in idx]
 
 
-def _check_overlap(tr: PairTransform, he_low: Any, ph_low: Any, he_p: Path, ph_p: Path) -> None:
-    """The H&E tissue mapped onto the pHH3 must mostly land on pHH3 tissue."""
+def _refuse_same_file(he_p: Path, ph_p: Path) -> None:
+    """A slide registered to itself is a usage error (identity transform, no pHH3)."""
+    from mfcurate.errors import UsageError
+
+    try:
+        same = he_p.samefile(ph_p)
+    except OSError:
+        same = he_p.resolve() == ph_p.resolve()
+    if same:
+        raise UsageError(f"{he_p} is given as both the H&E and the pHH3 slide; give the "
+                         "pHH3 re-stain of the same section as the second slide")
+
+
+def _check_overlap(tr: PairTransform, he_low: Any, ph_low: Any, he_p: Path, ph_p: Path,
+                   o: RegisterOptions) -> None:
+    """The H&E tissue mapped onto the pHH3 must mostly land on pHH3 tissue.
+
+    Fails early (before the costly refinement) unless ``o.force``.
+    """
     ys, xs = np.nonzero(he_low.mask)
     step = max(1, len(xs) // 5000)
     pts = np.stack([(xs[::step] + 0.5) * he_low.scale, (ys[::step] + 0.5) * he_low.scale], 1)
@@ -300,7 +363,9 @@ def _check_overlap(tr: PairTransform, he_low: Any, ph_low: Any, he_p: Path, ph_p
     hit[inside] = ph_low.mask[r[inside], c[inside]]
     frac = float(hit.mean()) if len(hit) else 0.0
     tr.quality["tissue_overlap"] = frac
-    if frac < 0.2:
-        raise RegistrationError(
-            f"{he_p} and {ph_p} do not overlap: only {frac:.0%} of the H&E tissue maps onto "
-            "pHH3 tissue")
+    if frac < o.gates.min_tissue_overlap and not o.force:
+        raise RegistrationQualityError(
+            f"{he_p} and {ph_p} do not overlap: the registration failed its quality check "
+            f"tissue_overlap {frac:.3g} (needs >= {o.gates.min_tissue_overlap}): only "
+            f"{frac:.0%} of the H&E tissue maps onto pHH3 tissue (rerun with --force to keep "
+            "it anyway)", [("tissue_overlap", frac, f">= {o.gates.min_tissue_overlap}")])

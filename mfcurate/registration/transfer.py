@@ -64,7 +64,8 @@ def transfer_objects(
     Objects whose mask lands wholly outside the H&E image are dropped; those partly outside
     are clipped and flagged ``outside_he``.  Flags: ``registration_residual`` (local residual
     above ``max_residual_um`` or unknown), ``registration_fallback`` (the local fit failed and
-    was filled from neighbours), ``area_changed`` (area changed by more than 30 %).
+    was filled from neighbours), ``registration_failed_region`` (the refinement region
+    failed its QA), ``area_changed`` (area changed by more than 30 %).
     """
     W, H = he_size
     out: list[TransferredObject] = []
@@ -87,6 +88,8 @@ def transfer_objects(
             flags.append("registration_residual")
         if bool(transform.fallback_at(np.array([cen]))[0]):
             flags.append("registration_fallback")
+        if bool(transform.failed_at(np.array([cen]))[0]):
+            flags.append("registration_failed_region")
         if abs(area - ob.area_px) > 0.3 * ob.area_px:
             flags.append("area_changed")
         ys, xs = np.nonzero(ob.mask)

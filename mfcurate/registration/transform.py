@@ -56,6 +56,8 @@ class PairTransform:
         he_mpp: µm/px of the H&E level 0.
         phh3_mpp: µm/px of the pHH3 level 0.
         quality: figures of merit (inliers, channel, rotation, NCC...).
+        failed: ``(gh, gw)`` bool, True inside refinement regions that failed their QA
+            (NCC after below the limit or not improved), or None when none failed.
     """
 
     affine: npt.NDArray[np.float64]
@@ -67,6 +69,7 @@ class PairTransform:
     he_mpp: float = 1.0
     phh3_mpp: float = 1.0
     quality: dict[str, Any] = dc_field(default_factory=dict)
+    failed: npt.NDArray[np.bool_] | None = None
 
     # ---------------------------------------------------------------- affine
     @property
@@ -113,6 +116,13 @@ class PairTransform:
         if self.fallback is None:
             return np.zeros(len(pts), bool)
         return self._sample(self.fallback.astype(np.float32), pts) > 0.5
+
+    def failed_at(self, he_pts: Points) -> npt.NDArray[np.bool_]:
+        """Whether each H&E point lies in a refinement region that failed its QA."""
+        pts = np.asarray(he_pts, dtype=np.float64).reshape(-1, 2)
+        if self.failed is None:
+            return np.zeros(len(pts), bool)
+        return self._sample(self.failed.astype(np.float32), pts) > 0.0
 
     # ---------------------------------------------------------------- maps
     def he_to_phh3(self, pts: Points) -> Points:
@@ -167,6 +177,8 @@ class PairTransform:
             d["residual_um"] = _enc(np.nan_to_num(self.residual, nan=-1.0))
         if self.fallback is not None:
             d["fallback"] = _enc(self.fallback.astype(np.float32))
+        if self.failed is not None:
+            d["failed_region"] = _enc(self.failed.astype(np.float32))
         return d
 
     @classmethod
@@ -188,6 +200,7 @@ class PairTransform:
             he_mpp=float(d["he_mpp"]),
             phh3_mpp=float(d["phh3_mpp"]),
             quality=dict(d.get("quality", {})),
+            failed=(_dec(d["failed_region"]) > 0.5) if "failed_region" in d else None,
         )
 
     def save(self, path: Path | str) -> Path:

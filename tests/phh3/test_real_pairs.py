@@ -13,7 +13,7 @@ import pytest
 from mfcurate.io.reader import open_image
 from mfcurate.registration import PairTransform, RegisterOptions
 from mfcurate.registration.pair import estimate_transform
-from mfcurate.registration.realpairs import real_pairs, relative_tre
+from mfcurate.testing.realpairs import real_pairs, relative_tre
 
 from .conftest import real_root
 

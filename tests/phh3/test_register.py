@@ -15,11 +15,11 @@ import pytest
 from mfcurate.errors import RegistrationError, SourceFormatError
 from mfcurate.io.reader import ArrayImage
 from mfcurate.registration import PairTransform, RegisterOptions, register_pair
-from mfcurate.registration.evaluate import score_pair, tre_um
 from mfcurate.registration.outputs import read_objects
 from mfcurate.registration.pair import estimate_transform
 from mfcurate.registration.rigid import MirroredSlideError
 from mfcurate.synth.phh3_pair import make_pair
+from mfcurate.testing.evaluate import score_pair, tre_um
 
 
 @pytest.mark.parametrize("name,channel", [("eosin", "eosin"), ("hema", "hematoxylin")])

@@ -76,3 +76,50 @@ def score_pair(transform: PairTransform, objects: Any, truth: Any, match_um: flo
         matched_truth / max(1, len(vis)), len(used) / max(1, len(rows)),
         float(np.mean(dices)) if dices else 0.0, float(np.median(dices)) if dices else 0.0,
         len(vis), len(rows))
+
+
+@dataclass
+class LandmarkScore:
+    """Landmark errors of one transform on one synthetic pair (either generator).
+
+    Attributes:
+        errors_um: TRE of each landmark (pHH3 -> H&E), µm.
+        near: landmark within 100 µm of an artefact (second generator only; else all False).
+        flagged: the transform marks the landmark's place as unreliable (failed region,
+            fallback from neighbours, or residual above ``max_residual_um`` or unknown), as
+            :func:`mfcurate.registration.transfer.transfer_objects` flags objects there.
+    """
+
+    errors_um: np.ndarray
+    near: np.ndarray
+    flagged: np.ndarray
+
+    def summary(self, wrong_um: float = 2.0) -> dict[str, float]:
+        """Median/p90/max TRE (all, clean, unflagged) and the share wrong-and-unflagged."""
+        e = self.errors_um
+        clean = e[~self.near] if (~self.near).any() else e
+        unfl = e[~self.flagged] if (~self.flagged).any() else np.array([np.inf])
+        return {
+            "tre_median_um": float(np.median(e)), "tre_p90_um": float(np.percentile(e, 90)),
+            "tre_max_um": float(e.max()), "clean_median_um": float(np.median(clean)),
+            "unflagged_p90_um": float(np.percentile(unfl, 90)),
+            "flagged_share": float(self.flagged.mean()),
+            "wrong_unflagged_share": float(((e > wrong_um) & ~self.flagged).mean()),
+            "wrong_flagged": int(((e > wrong_um) & self.flagged).sum()),
+        }
+
+
+def landmark_score(transform: PairTransform, truth: Any, n: int = 400, seed: int = 0,
+                   max_residual_um: float = 2.0) -> LandmarkScore:
+    """Score a transform on either generator's truth (``WarpTruth`` or ``PairTruth``)."""
+    if hasattr(truth, "landmarks"):
+        ph, he, near = truth.landmarks(n, seed)
+    else:
+        from mfcurate.synth.phh3_pair import tissue_landmarks
+
+        ph, he = tissue_landmarks(truth, n, seed)
+        near = np.zeros(len(he), bool)
+    e = np.hypot(*(transform.phh3_to_he(ph) - he).T) * truth.mpp
+    res = transform.residual_at(he)
+    flagged = transform.failed_at(he) | transform.fallback_at(he) | ~(res <= max_residual_um)
+    return LandmarkScore(e, near, flagged)
