@@ -76,7 +76,7 @@ class DetectConfig:
     batch_size: int = 256
     all_tiles: bool = False
     dedup_um: float = 3.0
-    device: str = "cpu"
+    device: str = "auto"
     prefetch: int = 2
 
 
@@ -115,8 +115,10 @@ class Ensemble:
         device: torch device.
     """
 
-    def __init__(self, model_paths: Sequence[Path | str], device: str = "cpu") -> None:
-        self.device = torch.device(device)
+    def __init__(self, model_paths: Sequence[Path | str], device: str = "auto") -> None:
+        from mfcurate.segment.spec import resolve_device
+
+        self.device = torch.device(resolve_device(device))
         self.models: list[MaskFusedResNet18] = []
         patch: dict[str, Any] | None = None
         for p in map(Path, model_paths):
@@ -225,18 +227,14 @@ _CACHE: dict[str, Any] = {}
 def _segmenter(spec: Any) -> AutoSegmenter:
     if not isinstance(spec, dict):
         return spec  # an AutoSegmenter object (tests, in-process runs)
-    key = json.dumps(spec, sort_keys=True)
-    if key not in _CACHE:
-        try:
-            from mfcurate.segment.auto import make_auto_segmenter
-        except ImportError as exc:  # pragma: no cover - depends on the segment package
-            from mfcurate.errors import DependencyNotFoundError
+    from mfcurate.segment.spec import SegmenterSpec, auto_segmenter
 
-            raise DependencyNotFoundError(
-                "mfcurate.segment.auto (automatic segmenters) is not available") from exc
-        _CACHE[key] = make_auto_segmenter(**spec)
-    seg: AutoSegmenter = _CACHE[key]
-    return seg
+    if "sam_model" in spec or "sam_checkpoint" in spec:  # already a SegmenterSpec dict
+        return auto_segmenter(spec)
+    opts = dict(spec)  # make_auto_segmenter-style keywords
+    return auto_segmenter(SegmenterSpec.make(
+        str(opts.pop("kind", "classical")), opts.pop("checkpoint", None),
+        str(opts.pop("model_type", "vit_h")), str(opts.pop("device", "auto")), **opts))
 
 
 def _ensemble(paths: Sequence[str], device: str) -> Ensemble:

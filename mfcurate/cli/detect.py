@@ -47,8 +47,8 @@ def detect(
     image_list: ImagesOpt = None,
     segmenter: Annotated[str, typer.Option(help="classical or sam.")] = "classical",
     sam_checkpoint: Annotated[Path | None, typer.Option(help="SAM checkpoint file.")] = None,
-    sam_model: Annotated[str, typer.Option(help="SAM model type (vit_b, vit_l, vit_h).")] =
-    "vit_b",
+    sam_model: Annotated[str, typer.Option(
+        help="SAM model type (vit_h, the paper's; vit_l, vit_b).")] = "vit_h",
     tile: Annotated[int, typer.Option(min=64, help="Tile side in level-0 px.")] = 1024,
     overlap: Annotated[int, typer.Option(min=0, help="Tile overlap in level-0 px.")] = 128,
     all_tiles: Annotated[bool, typer.Option(
@@ -58,7 +58,8 @@ def detect(
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
     mpp: Annotated[float | None, typer.Option(
         callback=mpp_value, help="µm/px of images that have none.")] = None,
-    device: Annotated[str, typer.Option(help="torch device (cpu, cuda).")] = "cpu",
+    device: Annotated[str, typer.Option(
+        help="torch device (cpu, cuda; auto: CUDA when available).")] = "auto",
     workers: WorkersOpt = 1,
     scheduler: SchedulerOpt = None,
 ) -> None:
