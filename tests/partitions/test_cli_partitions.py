@@ -87,7 +87,7 @@ def test_detect_dataset_takes_selection_options(dataset: Path, tmp_path: Path) -
     assert [j.name for j in jobs] == ["ccmct/b.png"]
     keys = tmp_path / "k.txt"
     keys.write_text("midog++/1.png\nccmct/a.png\n")
-    from mfcurate.cli._selection import selection_options
+    from mfcurate.cli._select import selection_options
 
     sel = Selection.from_options(**selection_options(species=["human"], images=[keys]))
     assert [j.name for j in dataset_jobs(dataset, "all", selection=sel)] == ["midog++/1.png"]
