@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mfcurate.cli._common import SchedulerOpt, WorkersOpt, console, err_console, reports_errors
+
+if TYPE_CHECKING:
+    from mfcurate.registration.pair import PairResult, RegisterOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -73,10 +76,36 @@ def register_phh3(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Register pHH3 re-stains to H&E slides."""
+    _check_values(method, channel, refine, sam_checkpoint, refine_mpp, pairs, he_slide,
+                  phh3_slide)
+    opts = _options(
+        method=method, channel=channel, allow_mirror=allow_mirror, refine=refine,
+        sam_checkpoint=sam_checkpoint, sam_model=sam_model, refine_mpp=refine_mpp,
+        dab_threshold=dab_threshold, min_area_um2=min_area_um2, max_area_um2=max_area_um2,
+        max_residual_um=max_residual_um, overlays=overlays, tumour_type=tumour_type,
+        species=species, mpp=mpp, force=force)
+    if pairs is None:
+        assert he_slide is not None and phh3_slide is not None  # noqa: S101 - checked above
+        _register_one(he_slide, phh3_slide, out, pair_id, opts)
+    else:
+        _register_many(pairs, out, opts, workers, scheduler)
+    if dataset is not None:
+        from mfcurate.pipelines.phh3 import ingest_pairs
+
+        n_img, n_obj = ingest_pairs(out, dataset)
+        console.print(f"[green]ingested[/green] phh3: {n_img} images, {n_obj} objects -> "
+                      f"{dataset}")
+
+
+def _check_values(method: str, channel: str, refine: str, sam_checkpoint: Path | None,
+                  refine_mpp: float, pairs: Path | None, he_slide: Path | None,
+                  phh3_slide: Path | None) -> None:
+    """Refuse option values and argument combinations the command cannot run.
+
+    Raises:
+        UsageError: naming the offending option (exit 2).
+    """
     from mfcurate.errors import UsageError
-    from mfcurate.registration.dab import DabOptions
-    from mfcurate.registration.pair import RegisterOptions
-    from mfcurate.registration.refine import RefineOptions
 
     if method not in ("deconv", "rgb"):
         raise UsageError(f"--method must be deconv or rgb, not {method!r}")
@@ -92,7 +121,19 @@ def register_phh3(
         raise UsageError("give HE_SLIDE and PHH3_SLIDE, or --pairs PAIRS_DIR")
     if pairs is not None and (he_slide is not None or phh3_slide is not None):
         raise UsageError("give either HE_SLIDE PHH3_SLIDE or --pairs, not both")
-    opts = RegisterOptions(
+
+
+def _options(*, method: str, channel: str, allow_mirror: bool, refine: str,
+             sam_checkpoint: Path | None, sam_model: str, refine_mpp: float,
+             dab_threshold: float, min_area_um2: float, max_area_um2: float,
+             max_residual_um: float, overlays: int, tumour_type: str | None,
+             species: str | None, mpp: float | None, force: bool) -> RegisterOptions:
+    """Build the library's :class:`RegisterOptions` from the command-line values."""
+    from mfcurate.registration.dab import DabOptions
+    from mfcurate.registration.pair import RegisterOptions
+    from mfcurate.registration.refine import RefineOptions
+
+    return RegisterOptions(
         method=method, channel=channel, allow_mirror=allow_mirror, refine_masks=refine,
         sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
         dab=DabOptions(method=method, dab_threshold=dab_threshold, min_area_um2=min_area_um2,
@@ -100,49 +141,64 @@ def register_phh3(
         refine=RefineOptions(ref_mpp=refine_mpp),
         max_residual_um=max_residual_um, overlays=overlays, tumour_type=tumour_type,
         species=species, default_mpp=mpp, force=force)
-    if pairs is None:
-        from mfcurate.cli._common import progress_callback
-        from mfcurate.registration.pair import register_pair
 
-        assert he_slide is not None and phh3_slide is not None  # noqa: S101 - checked above
-        with progress_callback("register-phh3", total=5, unit="steps") as advance:
-            res = register_pair(he_slide, phh3_slide, out, pair_id=pair_id, options=opts,
-                                progress=lambda _s: advance())
-        q = res.transform.quality
-        console.print(
-            f"registered {res.pair_id}: channel {q.get('channel')} "
-            f"({q.get('global_inliers')} inliers, rotation {q.get('rotation_deg', 0):.1f}°"
-            f"{', mirrored' if q.get('mirrored') else ''}), "
-            f"residual {q.get('residual_median_um') or float('nan'):.2f} µm; "
-            f"{res.n_objects} objects ({res.n_flagged} flagged) in "
-            f"{res.timings['total_s']:.1f} s -> {res.folder}", markup=False, highlight=False)
-        if q.get("failed_checks"):
-            err_console.print(f"warning: kept with --force although it failed: "
-                              f"{', '.join(q['failed_checks'])}", markup=False,
+
+def _register_one(he_slide: Path, phh3_slide: Path, out: Path, pair_id: str | None,
+                  opts: RegisterOptions) -> None:
+    """Register one pair with a progress bar and print its one-line summary."""
+    from mfcurate.cli._common import progress_callback
+    from mfcurate.registration.pair import register_pair
+
+    with progress_callback("register-phh3", total=5, unit="steps") as advance:
+        res = register_pair(he_slide, phh3_slide, out, pair_id=pair_id, options=opts,
+                            progress=lambda _s: advance())
+    _print_pair(res)
+
+
+def _print_pair(res: PairResult) -> None:
+    """Print one pair's summary (and a warning when it was kept with ``--force``)."""
+    q = res.transform.quality
+    console.print(
+        f"registered {res.pair_id}: channel {q.get('channel')} "
+        f"({q.get('global_inliers')} inliers, rotation {q.get('rotation_deg', 0):.1f}°"
+        f"{', mirrored' if q.get('mirrored') else ''}), "
+        f"residual {q.get('residual_median_um') or float('nan'):.2f} µm; "
+        f"{res.n_objects} objects ({res.n_flagged} flagged) in "
+        f"{res.timings['total_s']:.1f} s -> {res.folder}", markup=False, highlight=False)
+    if q.get("failed_checks"):
+        err_console.print(f"warning: kept with --force although it failed: "
+                          f"{', '.join(q['failed_checks'])}", markup=False,
+                          highlight=False)
+
+
+def _register_many(pairs: Path, out: Path, opts: RegisterOptions, workers: int,
+                   scheduler: str | None) -> None:
+    """Register every pair of the ``pairs`` folder and print the batch summary.
+
+    Raises:
+        RegistrationError: not one pair could be registered.
+    """
+    from mfcurate.cli._common import progress_callback
+    from mfcurate.pipelines.phh3 import find_pairs, register_batch
+
+    n = len(find_pairs(pairs))
+    with progress_callback("register-phh3", total=n, unit="objects") as advance:
+        rows = register_batch(pairs, out, opts, workers=workers, scheduler=scheduler,
+                              progress=advance)
+    _print_batch(rows, out)
+    if not any(r["status"] == "ok" for r in rows):
+        from mfcurate.errors import RegistrationError
+
+        raise RegistrationError(f"no pair of {pairs} could be registered")
+
+
+def _print_batch(rows: list[dict[str, Any]], out: Path) -> None:
+    """Print the batch summary line, then one line per failed pair (to stderr)."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    console.print(f"registered {len(ok)}/{len(rows)} pairs, "
+                  f"{sum(r['n_objects'] for r in ok)} objects -> {out}", markup=False,
+                  highlight=False)
+    for r in rows:
+        if r["status"] != "ok":
+            err_console.print(f"failed {r['pair_id']}: {r['message']}", markup=False,
                               highlight=False)
-    else:
-        from mfcurate.cli._common import progress_callback
-        from mfcurate.pipelines.phh3 import find_pairs, register_batch
-
-        n = len(find_pairs(pairs))
-        with progress_callback("register-phh3", total=n, unit="objects") as advance:
-            rows = register_batch(pairs, out, opts, workers=workers, scheduler=scheduler,
-                                  progress=advance)
-        ok = [r for r in rows if r["status"] == "ok"]
-        console.print(f"registered {len(ok)}/{len(rows)} pairs, "
-                      f"{sum(r['n_objects'] for r in ok)} objects -> {out}", markup=False,
-                      highlight=False)
-        for r in rows:
-            if r["status"] != "ok":
-                err_console.print(f"failed {r['pair_id']}: {r['message']}", markup=False,
-                                  highlight=False)
-        if not ok:
-            from mfcurate.errors import RegistrationError
-
-            raise RegistrationError(f"no pair of {pairs} could be registered")
-    if dataset is not None:
-        from mfcurate.pipelines.phh3 import ingest_pairs
-
-        n_img, n_obj = ingest_pairs(out, dataset)
-        console.print(f"[green]ingested[/green] phh3: {n_img} images, {n_obj} objects -> "
-                      f"{dataset}")

@@ -168,75 +168,130 @@ def register_pair(
         ph_mpp = _mpp(ph_img, ph_p, o.default_mpp)
         he_low, ph_low, glob, tr = estimate_transform(he_img, ph_img, he_p, ph_p, he_mpp,
                                                       ph_mpp, o, say, t)
-        failed = check_quality(tr.quality, o.gates)
-        if failed:
-            tr.quality["failed_checks"] = [name for name, _v, _l in failed]
-            if not o.force:
-                raise RegistrationQualityError(
-                    f"{he_p} / {ph_p}: the registration failed its quality checks: "
-                    f"{describe_failures(failed)}; the slides may not show the same section "
-                    "(rerun with --force to keep it anyway)", failed)
+        failed = _gate_quality(tr, o, he_p, ph_p)
         say("DAB detection")
-        counter = guess_counterstain(ph_low.rgb, ph_low.mask)
-        stains = HED_STAINS
-        if o.method == "deconv" and o.estimate_stains:
-            stains = estimate_dab_vector(ph_low.rgb, ph_low.mask)
-        tr.quality["counterstain"] = counter
-        tr.quality["dab_vector"] = [round(float(v), 4) for v in stains[2]]
-        dab_opts = o.dab
-        if dab_opts.method != o.method:
-            dab_opts = DabOptions(**{**dab_opts.__dict__, "method": o.method})
-        objs = detect_dab(ph_img, ph_mpp, ph_low.mask, ph_low.scale, dab_opts, stains)
+        objs, counter = _detect_dab_objects(ph_img, ph_low, ph_mpp, tr, o)
         t["detect_s"] = time.perf_counter() - t0 - sum(t.values())
         say("transfer")
-        moved = transfer_objects(objs, tr, (he_img.width, he_img.height),
-                                 max_residual_um=o.max_residual_um)
-        if failed:  # forced through: every object is suspect
-            for m in moved:
-                if "registration_failed_region" not in m.qa_flags:
-                    m.qa_flags.append("registration_failed_region")
-        if o.refine_masks != "none":
-            moved = refine_with_segmenter(moved, he_img, he_mpp, o.refine_masks,
-                                          o.sam_checkpoint, model_type=o.sam_model)
+        moved = _transfer_to_he(objs, tr, he_img, he_mpp, o, bool(failed))
         t["transfer_s"] = time.perf_counter() - t0 - sum(t.values())
         table = objects_to_table(moved, (he_mpp, float(he_img.mpp_y or he_mpp)))
-        out_root_p = Path(out_root)
-        out_root_p.mkdir(parents=True, exist_ok=True)
-        tmp = out_root_p / f".{pid}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            tr.save(tmp / TRANSFORM_FILE)
-            write_objects(tmp, table)
-            write_geojson(tmp, table, pid)
-            if o.overlays > 0:
-                centres = [m.centroid_xy for m in moved] or _tissue_points(he_low, o.overlays)
-                write_overlays(tmp, he_img, ph_img, tr, glob, centres, max_patches=o.overlays,
-                               objects=table)
-            t["write_s"] = time.perf_counter() - t0 - sum(t.values())
-            t["total_s"] = time.perf_counter() - t0
-            pair = {
-                "pair_id": pid, "he_slide": str(he_p.resolve()), "phh3_slide": str(ph_p.resolve()),
-                "he_mpp": [he_mpp, float(he_img.mpp_y or he_mpp)], "phh3_mpp": ph_mpp,
-                "he_width": he_img.width, "he_height": he_img.height,
-                "tumour_type": o.tumour_type, "species": o.species, "counterstain": counter,
-                "method": o.method, "channel": tr.quality["channel"],
-                "refine_masks": o.refine_masks,
-                "n_objects": table.num_rows,
-                "n_flagged": sum(1 for m in moved if m.qa_flags),
-                "quality": tr.quality, "timings_s": {k: round(v, 3) for k, v in t.items()},
-            }
-            import json
-
-            (tmp / PAIR_FILE).write_text(json.dumps(pair, indent=2) + "\n")
-            final = out_root_p / pid
-            _replace_dir(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return PairResult(pid, final, table.num_rows, pair["n_flagged"], tr, t, counter)
+        final, n_flagged = _write_pair_folder(
+            Path(out_root), pid, he_p, ph_p, he_img, ph_img, he_low, he_mpp, ph_mpp, tr, glob,
+            moved, table, counter, o, t, t0)
+        return PairResult(pid, final, table.num_rows, n_flagged, tr, t, counter)
     finally:
         he_img.close()
         ph_img.close()
+
+
+def _gate_quality(tr: PairTransform, o: RegisterOptions, he_p: Path,
+                  ph_p: Path) -> list[tuple[str, float, str]]:
+    """Check ``tr`` against ``o.gates``; record failures in ``tr.quality``.
+
+    Returns the failed checks (empty when all pass).
+
+    Raises:
+        RegistrationQualityError: a check failed and ``o.force`` is off.
+    """
+    failed = check_quality(tr.quality, o.gates)
+    if failed:
+        tr.quality["failed_checks"] = [name for name, _v, _l in failed]
+        if not o.force:
+            raise RegistrationQualityError(
+                f"{he_p} / {ph_p}: the registration failed its quality checks: "
+                f"{describe_failures(failed)}; the slides may not show the same section "
+                "(rerun with --force to keep it anyway)", failed)
+    return failed
+
+
+def _detect_dab_objects(ph_img: Any, ph_low: LowRes, ph_mpp: float, tr: PairTransform,
+                        o: RegisterOptions) -> tuple[list[Any], str]:
+    """Detect DAB-positive nuclei on the pHH3 slide (level-0 pHH3 pixels).
+
+    Records the counterstain and the DAB vector in ``tr.quality``.
+
+    Returns:
+        (objects, counterstain name).
+    """
+    counter = guess_counterstain(ph_low.rgb, ph_low.mask)
+    stains = HED_STAINS
+    if o.method == "deconv" and o.estimate_stains:
+        stains = estimate_dab_vector(ph_low.rgb, ph_low.mask)
+    tr.quality["counterstain"] = counter
+    tr.quality["dab_vector"] = [round(float(v), 4) for v in stains[2]]
+    dab_opts = o.dab
+    if dab_opts.method != o.method:
+        dab_opts = DabOptions(**{**dab_opts.__dict__, "method": o.method})
+    objs = detect_dab(ph_img, ph_mpp, ph_low.mask, ph_low.scale, dab_opts, stains)
+    return objs, counter
+
+
+def _transfer_to_he(objs: list[Any], tr: PairTransform, he_img: Any, he_mpp: float,
+                    o: RegisterOptions, failed: bool) -> list[Any]:
+    """Map pHH3 objects onto the H&E slide (level-0 H&E pixels), optionally re-segmented.
+
+    When ``failed`` (a gate failed but ``force`` kept it) every object is flagged
+    ``registration_failed_region``.
+    """
+    moved = transfer_objects(objs, tr, (he_img.width, he_img.height),
+                             max_residual_um=o.max_residual_um)
+    if failed:  # forced through: every object is suspect
+        for m in moved:
+            if "registration_failed_region" not in m.qa_flags:
+                m.qa_flags.append("registration_failed_region")
+    if o.refine_masks != "none":
+        moved = refine_with_segmenter(moved, he_img, he_mpp, o.refine_masks,
+                                      o.sam_checkpoint, model_type=o.sam_model)
+    return moved
+
+
+def _write_pair_folder(out_root_p: Path, pid: str, he_p: Path, ph_p: Path, he_img: Any,
+                       ph_img: Any, he_low: LowRes, he_mpp: float, ph_mpp: float,
+                       tr: PairTransform, glob: PairTransform, moved: list[Any], table: Any,
+                       counter: str, o: RegisterOptions, t: dict[str, float],
+                       t0: float) -> tuple[Path, int]:
+    """Write ``out_root_p/<pid>/`` through a temporary folder renamed at the end.
+
+    Fills ``t["write_s"]`` and ``t["total_s"]`` (seconds since ``t0``).
+
+    Returns:
+        (final folder, number of flagged objects).
+    """
+    out_root_p.mkdir(parents=True, exist_ok=True)
+    tmp = out_root_p / f".{pid}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        tr.save(tmp / TRANSFORM_FILE)
+        write_objects(tmp, table)
+        write_geojson(tmp, table, pid)
+        if o.overlays > 0:
+            centres = [m.centroid_xy for m in moved] or _tissue_points(he_low, o.overlays)
+            write_overlays(tmp, he_img, ph_img, tr, glob, centres, max_patches=o.overlays,
+                           objects=table)
+        t["write_s"] = time.perf_counter() - t0 - sum(t.values())
+        t["total_s"] = time.perf_counter() - t0
+        n_flagged = sum(1 for m in moved if m.qa_flags)
+        pair = {
+            "pair_id": pid, "he_slide": str(he_p.resolve()), "phh3_slide": str(ph_p.resolve()),
+            "he_mpp": [he_mpp, float(he_img.mpp_y or he_mpp)], "phh3_mpp": ph_mpp,
+            "he_width": he_img.width, "he_height": he_img.height,
+            "tumour_type": o.tumour_type, "species": o.species, "counterstain": counter,
+            "method": o.method, "channel": tr.quality["channel"],
+            "refine_masks": o.refine_masks,
+            "n_objects": table.num_rows,
+            "n_flagged": n_flagged,
+            "quality": tr.quality, "timings_s": {k: round(v, 3) for k, v in t.items()},
+        }
+        import json
+
+        (tmp / PAIR_FILE).write_text(json.dumps(pair, indent=2) + "\n")
+        final = out_root_p / pid
+        _replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final, n_flagged
 
 
 def estimate_transform(he_img: Any, ph_img: Any, he_p: Path, ph_p: Path, he_mpp: float,

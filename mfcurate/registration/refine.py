@@ -247,8 +247,6 @@ def refine(
         A transform with ``field``, ``residual``, ``fallback`` and ``failed`` grids and
         quality figures (``regions``: one entry per window with its NCC and QA).
     """
-    import cv2
-
     o = options or RefineOptions()
     mpp = transform.he_mpp
     r0 = max(o.ref_mpp / mpp, 1.0)  # level-0 px per refinement px (never upsample)
@@ -281,27 +279,14 @@ def refine(
         ok = bool(win.na >= win.nb - 0.01 and win.na >= o.min_window_ncc)
         regions.append({"xyxy": [round(X0), round(Y0), round(X0 + tile0), round(Y0 + tile0)],
                         "ncc_before": _round(win.nb), "ncc_after": _round(win.na), "ok": ok})
-        # grid points inside this tile's core
-        j0 = math.ceil(X0 / step0)
-        j1 = math.floor(min(X0 + tile0, he_img.width) / step0)
-        i0 = math.ceil(Y0 / step0)
-        i1 = math.floor(min(Y0 + tile0, he_img.height) / step0)
-        if j1 < j0 or i1 < i0:
+        cells = _core_cells(X0, Y0, tile0, step0, he_img.width, he_img.height)
+        if cells is None:
             continue
         if not ok:  # the region says so instead of mapping wrong
-            failed[i0:i1 + 1, j0:j1 + 1] = True
+            failed[cells] = True
             continue
         n_ok += 1
-        jj, ii = np.meshgrid(np.arange(j0, j1 + 1), np.arange(i0, i1 + 1))
-        tx_ = ((jj * step0 - win.ox) / win.r - 0.5).astype(np.float32)
-        ty_ = ((ii * step0 - win.oy) / win.r - 0.5).astype(np.float32)
-        sv = cv2.remap(win.valid.astype(np.float32), tx_, ty_, cv2.INTER_LINEAR) > 0.99
-        sl = (slice(i0, i1 + 1), slice(j0, j1 + 1))
-        for k in range(2):
-            sk = cv2.remap(win.fs[:, :, k], tx_, ty_, cv2.INTER_LINEAR)
-            acc[sl][..., k] = np.where(sv, sk * win.r, acc[sl][..., k])
-        good[sl] |= sv
-        res[sl] = np.where(sv, cv2.remap(win.fb_s, tx_, ty_, cv2.INTER_LINEAR), res[sl])
+        _paste_window(win, cells, step0, acc, good, res)
     quality = dict(transform.quality)
     quality.update({
         "refine_windows": len(regions), "refine_windows_ok": n_ok,
@@ -309,11 +294,62 @@ def refine(
         "refine_mpp": r0 * mpp, "field_step_um": o.step_um, "refine_channel": channel,
         "regions_failed": sum(1 for r in regions if not r["ok"]), "regions": regions,
     })
+    return _with_field(transform, quality, acc, good, res, failed, step0, he_mask_low,
+                       he_low_scale)
+
+
+def _core_cells(X0: float, Y0: float, tile0: float, step0: float, width: int, height: int
+                ) -> tuple[slice, slice] | None:
+    """Field-grid cells (rows, columns) whose points lie inside a window's core.
+
+    The window's top-left corner is ``(X0, Y0)`` and its side ``tile0``, in level-0 H&E
+    pixels; grid point ``(i, j)`` sits at ``(j * step0, i * step0)``. None when empty.
+    """
+    j0 = math.ceil(X0 / step0)
+    j1 = math.floor(min(X0 + tile0, width) / step0)
+    i0 = math.ceil(Y0 / step0)
+    i1 = math.floor(min(Y0 + tile0, height) / step0)
+    if j1 < j0 or i1 < i0:
+        return None
+    return slice(i0, i1 + 1), slice(j0, j1 + 1)
+
+
+def _paste_window(win: _Window, sl: tuple[slice, slice], step0: float, acc: F32,
+                  good: npt.NDArray[np.bool_], res: F32) -> None:
+    """Sample a window's flow (level-0 px) at grid cells ``sl`` into ``acc``/``good``/``res``.
+
+    Only cells whose sample is fully inside the window's valid area are written.
+    """
+    import cv2
+
+    i0, i1 = sl[0].start, sl[0].stop - 1
+    j0, j1 = sl[1].start, sl[1].stop - 1
+    jj, ii = np.meshgrid(np.arange(j0, j1 + 1), np.arange(i0, i1 + 1))
+    tx_ = ((jj * step0 - win.ox) / win.r - 0.5).astype(np.float32)
+    ty_ = ((ii * step0 - win.oy) / win.r - 0.5).astype(np.float32)
+    sv = cv2.remap(win.valid.astype(np.float32), tx_, ty_, cv2.INTER_LINEAR) > 0.99
+    for k in range(2):
+        sk = cv2.remap(win.fs[:, :, k], tx_, ty_, cv2.INTER_LINEAR)
+        acc[sl][..., k] = np.where(sv, sk * win.r, acc[sl][..., k])
+    good[sl] |= sv
+    res[sl] = np.where(sv, cv2.remap(win.fb_s, tx_, ty_, cv2.INTER_LINEAR), res[sl])
+
+
+def _with_field(transform: PairTransform, quality: dict[str, Any], acc: F32,
+                good: npt.NDArray[np.bool_], res: F32, failed: npt.NDArray[np.bool_],
+                step0: float, he_mask_low: npt.NDArray[np.bool_], he_low_scale: float
+                ) -> PairTransform:
+    """The refined transform: ``transform``'s affine plus the filled field (grid step ``step0``).
+
+    Without any fitted cell the transform keeps only its affine (``quality["refined"]``
+    False).
+    """
     if not good.any():
         quality["refined"] = False
         return PairTransform(transform.affine, None, (0.0, 0.0), step0, None, None,
                              transform.he_mpp, transform.phh3_mpp, quality,
                              failed if failed.any() else None)
+    gh, gw = good.shape
     field = _fill(acc, good)
     quality["refined"] = True
     quality["field_fallback_fraction"] = float((~good)[_tissue_grid(

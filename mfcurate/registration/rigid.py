@@ -9,6 +9,7 @@ shows them dark: grey or OD inputs then have inverted contrast at every nucleus 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -298,6 +299,33 @@ def fit_by_tissue(he: LowRes, phh3: LowRes, *, allow_mirror: bool = True,
         m = hm_e & cv2.erode(warp(pm, a, True), k).astype(bool)
         return _masked_ncc(hb, warp(pb, a), m)
 
+    sc, mirror, a = _rotation_search(hs, ps, win, ch, cp, warp, score, allow_mirror, angle_step)
+    if not mirror:
+        sc, a = _polish_ecc(hs, ps, sc, a, score)
+    if sc < min_ncc:
+        raise RegistrationError(
+            f"no consistent match between the slides (no shared keypoints; best tissue-texture "
+            f"NCC {sc:.2f} < {min_ncc}); they may not show the same section or not overlap")
+    full = a.copy()
+    full[:, 2] = a[:, 2] / f
+    rot, s = _rot_scale(full)
+    return GlobalFit(full, "gray", {"texture_ncc": round(sc, 3)}, 0, mirror, rot, s)
+
+
+def _rotation_search(hs: npt.NDArray[Any], ps: npt.NDArray[Any], win: Any,
+                     ch: npt.NDArray[np.float64], cp: npt.NDArray[np.float64],
+                     warp: Callable[[npt.NDArray[Any], npt.NDArray[np.float64]],
+                                    npt.NDArray[Any]],
+                     score: Callable[[npt.NDArray[np.float64]], float], allow_mirror: bool,
+                     angle_step: float) -> tuple[float, bool, npt.NDArray[np.float64]]:
+    """Best (score, mirrored, H&E -> pHH3 2x3 affine) over rotations of ``angle_step`` degrees.
+
+    Each pose rotates the pHH3 about its tissue centroid ``cp`` onto the H&E centroid ``ch``
+    (small-frame pixels, x = column); phase correlation of the smoothed densities ``hs``/``ps``
+    (Hanning window ``win``) gives the translation.
+    """
+    import cv2
+
     best: tuple[float, bool, npt.NDArray[np.float64]] = (-2.0, False, np.eye(2, 3))
     for mirror in ([False, True] if allow_mirror else [False]):
         for ang in np.arange(0, 360, angle_step):
@@ -312,24 +340,24 @@ def fit_by_tissue(he: LowRes, phh3: LowRes, *, allow_mirror: bool = True,
             sc = score(a)
             if sc > best[0]:
                 best = (sc, mirror, a)
-    sc, mirror, a = best
-    if not mirror:
-        try:
-            wp = _inv_map(a).astype(np.float32)
-            _, wp = cv2.findTransformECC(  # type: ignore[call-overload]
-                hs, ps, wp, cv2.MOTION_EUCLIDEAN,
-                (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 80, 1e-5), None, 5)
-            a2 = _from_inv_map(wp.astype(np.float64))
-            sc2 = score(a2)
-            if sc2 >= sc:
-                sc, a = sc2, a2
-        except cv2.error:
-            pass
-    if sc < min_ncc:
-        raise RegistrationError(
-            f"no consistent match between the slides (no shared keypoints; best tissue-texture "
-            f"NCC {sc:.2f} < {min_ncc}); they may not show the same section or not overlap")
-    full = a.copy()
-    full[:, 2] = a[:, 2] / f
-    rot, s = _rot_scale(full)
-    return GlobalFit(full, "gray", {"texture_ncc": round(sc, 3)}, 0, mirror, rot, s)
+    return best
+
+
+def _polish_ecc(hs: npt.NDArray[Any], ps: npt.NDArray[Any], sc: float,
+                a: npt.NDArray[np.float64], score: Callable[[npt.NDArray[np.float64]], float]
+                ) -> tuple[float, npt.NDArray[np.float64]]:
+    """Refine pose ``a`` (score ``sc``) by Euclidean ECC; keep it only if it scores no worse."""
+    import cv2
+
+    try:
+        wp = _inv_map(a).astype(np.float32)
+        _, wp = cv2.findTransformECC(  # type: ignore[call-overload]
+            hs, ps, wp, cv2.MOTION_EUCLIDEAN,
+            (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 80, 1e-5), None, 5)
+        a2 = _from_inv_map(wp.astype(np.float64))
+        sc2 = score(a2)
+        if sc2 >= sc:
+            sc, a = sc2, a2
+    except cv2.error:
+        pass
+    return sc, a
