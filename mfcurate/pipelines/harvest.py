@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mfcurate.errors import MfcurateError, SourceFormatError, UsageError
+from mfcurate.errors import MfcurateError, UsageError
+from mfcurate.pipelines.harvest_plan import _ImagePlan, _plan_sources, _tile_tasks
 from mfcurate.pipelines.steps import StepContext, step
-from mfcurate.units import MppUnknownError, area_um2, mpp_of_row
+from mfcurate.units import area_um2
 
 HARVEST_PART = "harvest"
 FILL_PART = "harvest-fill"
@@ -227,64 +228,6 @@ _CANDIDATE_SCHEMA = pa.schema([
 ])
 
 
-# --------------------------------------------------------------------------- planning
-@dataclass
-class _ImagePlan:
-    source: str
-    image_key: str
-    path: Path
-    width: int
-    height: int
-    mpp: float
-    mpp_xy: tuple[float, float]
-    tiles: list[tuple[int, int, int, int]]
-    grid_total: int
-
-
-def _regions_for(cfg: HarvestConfig, path: Path, ann_boxes: np.ndarray, mpp: float
-                 ) -> list[Any] | None:
-    from mfcurate.segment.tissue import load_geojson_regions
-
-    if cfg.regions == "tissue":
-        return None
-    if cfg.regions == "annotations":
-        m = cfg.region_margin_um / mpp
-        return [(b[0] - m, b[1] - m, b[2] + m, b[3] + m) for b in ann_boxes]
-    p = Path(cfg.regions)
-    if p.is_dir():
-        f = p / f"{path.stem}.geojson"
-        return load_geojson_regions(f) if f.exists() else []
-    if not p.exists():
-        raise UsageError(f"--regions {cfg.regions!r}: not 'tissue', 'annotations' or an "
-                         "existing GeoJSON file/folder")
-    return load_geojson_regions(p)
-
-
-def _plan_image(cfg: HarvestConfig, source: str, row: dict[str, Any], path: Path,
-                ann_boxes: np.ndarray) -> _ImagePlan | str:
-    from mfcurate.io.reader import open_image
-    from mfcurate.segment.tissue import tile_grid, tissue_mask, tissue_tiles
-
-    try:
-        img = open_image(path)
-    except (SourceFormatError, FileNotFoundError, OSError) as exc:
-        return f"{row['image_key']}: cannot open {path} ({exc})"
-    try:
-        try:
-            res = mpp_of_row(row, file_mpp=(img.mpp_x, img.mpp_y), default=cfg.default_mpp)
-        except MppUnknownError:
-            return f"{row['image_key']}: no µm/px (pass --default-mpp)"
-        mx, my, mpp = res.x, res.y, res.iso
-        regions = _regions_for(cfg, path, ann_boxes, mpp)
-        mask = tissue_mask(img)
-        tiles = tissue_tiles(img, tile=cfg.tile, overlap=cfg.overlap, mask=mask,
-                             regions=regions, min_tissue=cfg.min_tissue)
-        total = len(tile_grid(img.width, img.height, cfg.tile, cfg.overlap))
-        return _ImagePlan(source, str(row["image_key"]), path, img.width, img.height, mpp,
-                          (float(mx), float(my)), tiles, total)
-    finally:
-        img.close()
-
 
 # --------------------------------------------------------------------------- main entry
 def harvest_dataset(
@@ -317,7 +260,7 @@ def harvest_dataset(
         MfcurateError: the dataset cannot be read or written.
     """
     from mfcurate.dataset import Dataset
-    from mfcurate.executor import Task, run_tasks
+    from mfcurate.executor import run_tasks
 
     cfg = config or HarvestConfig()
     if cfg.checkpoint and not Path(cfg.checkpoint).is_file():
@@ -331,41 +274,13 @@ def harvest_dataset(
     work = ds.work_dir / "harvest" / cfg.digest()
     report = HarvestReport(backend=cfg.kind, work_dir=str(work))
     spec = cfg.segmenter_spec()
-    plans: list[_ImagePlan] = []
-    anns_by_source: dict[str, pa.Table] = {}
-    for src in chosen:
-        anns = ds.objects(sources=[src], exclude_parts=[HARVEST_PART, FILL_PART])
-        anns_by_source[src] = anns
-        images = ds.images(sources=[src]).to_pylist()
-        akeys = np.asarray(anns.column("image_key").to_pylist(), dtype=object)
-        aboxes = np.asarray(anns.column("bbox_xyxy").to_pylist(), dtype=np.float64
-                            ).reshape(-1, 4)
-        for row in images:
-            if not row["file_found"]:
-                report.images_skipped.append(f"{row['image_key']}: file not found at ingest")
-                continue
-            plan = _plan_image(cfg, src, row, ds.image_path(row),
-                               aboxes[akeys == row["image_key"]] if len(akeys) else aboxes)
-            if isinstance(plan, str):
-                report.images_skipped.append(plan)
-                continue
-            plans.append(plan)
-            report.tiles_total += plan.grid_total
-            report.tiles_on_tissue += len(plan.tiles)
+    plans, anns_by_source = _plan_sources(ds, cfg, chosen, [HARVEST_PART, FILL_PART], report)
     report.images = len(plans)
     if not plans and report.images_skipped:
         raise MfcurateError(f"{dataset}: no image to harvest could be read "
                             f"({len(report.images_skipped)} skipped, e.g. "
                             f"{report.images_skipped[0]}); nothing was changed")
-    tasks: list[Task] = []
-    for plan in plans:
-        for b in range(0, len(plan.tiles), max(cfg.tiles_per_task, 1)):
-            idx = list(range(b, min(b + cfg.tiles_per_task, len(plan.tiles))))
-            payload = {"path": str(plan.path), "image_key": plan.image_key, "mpp": plan.mpp,
-                       "width": plan.width, "height": plan.height, "tiles": idx,
-                       "tile": cfg.tile, "overlap": cfg.overlap,
-                       "all_tiles": plan.tiles, "spec": spec}
-            tasks.append(Task(f"{plan.image_key}|{b}", payload))
+    tasks = _tile_tasks(plans, cfg, spec)
     outputs = run_tasks(harvest_tiles, tasks, work / "tiles", workers=workers,
                         scheduler=scheduler, progress=progress)
     by_image: dict[str, list[Path]] = {}
@@ -428,21 +343,15 @@ def _merge_and_write(ds: Any, cfg: HarvestConfig, plans: list[_ImagePlan],
 def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: pa.Table,
                 report: HarvestReport, counts: dict[str, int],
                 fills: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    from mfcurate.pipelines.harvest_merge import (
-        Annotations,
-        Candidates,
-        decision_extra,
-        dedup_seams,
-        label_candidates,
-    )
+    """One image's seam de-duplication, labels and object rows (in position order).
 
-    d = sub.to_pydict()
-    c = Candidates(
-        np.asarray(d["tile_index"], np.int64), np.asarray(d["inst_index"], np.int64),
-        np.asarray([d["x0"], d["y0"], d["x1"], d["y1"]], np.float64).T.reshape(-1, 4),
-        list(d["rle"]), np.asarray(d["area_px"], np.int64),
-        np.asarray([d["cx"], d["cy"]], np.float64).T.reshape(-1, 2),
-        np.asarray(d["score"], np.float64), list(d["stability"]), list(d["origin"]))
+    Counts into ``report``/``counts``; adds the image's ``harvest-fill`` values to ``fills``.
+    Returns ``rows``, ``tile_scores`` (tile -> (figures, objects)), ``cands``, ``kinds``
+    and ``ann`` (the last three for the overlay).
+    """
+    from mfcurate.pipelines.harvest_merge import dedup_seams, label_candidates
+
+    c = _candidates_of(sub)
     keep = dedup_seams(c, cfg.seam_iou)
     report.seam_duplicates += len(c) - len(keep)
     c = c.take(keep)
@@ -451,13 +360,7 @@ def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: p
                         np.round(c.centroids[:, 1], 3)))
     c = c.take(order)
     a = img_anns.to_pydict()
-    ann = Annotations(list(a["object_key"]), list(a["label"]),
-                      np.asarray(a["centroid_xy"], np.float64).reshape(-1, 2),
-                      np.asarray(a["bbox_xyxy"], np.float64).reshape(-1, 4),
-                      [r if o != "disk" else None  # a disk placeholder is no nucleus mask
-                       for r, o in zip(a["mask_rle"], a["mask_origin"], strict=True)],
-                      np.asarray([b if b is not None else [np.nan] * 4
-                                  for b in a["source_bbox_xyxy"]], np.float64).reshape(-1, 4))
+    ann = _annotations_of(a)
     res = label_candidates(c, ann, plan.mpp, cfg.match_radius_um, cfg.match_iou,
                            cfg.exclusion_radius_um)
     rows: list[dict[str, Any]] = []
@@ -477,19 +380,7 @@ def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: p
         counts[dec.kind] += 1
         key = f"{plan.image_key}/harvest/{n}"
         n += 1
-        box = [float(v) for v in c.boxes[i]]
-        row: dict[str, Any] = {
-            "object_key": key, "image_key": plan.image_key, "source": plan.source,
-            "source_annotation_id": f"harvest/{n - 1}", "source_file": None,
-            "label": "background", "source_label": None, "label_origin": "model",
-            "votes": None, "confidence": None,
-            "centroid_xy": [float(c.centroids[i, 0]), float(c.centroids[i, 1])],
-            "bbox_xyxy": box, "mask_rle": c.rles[i], "mask_origin": c.origin[i],
-            "mask_score": float(c.score[i]), "area_px": int(c.area_px[i]),
-            "area_um2": area_um2(int(c.area_px[i]), *plan.mpp_xy), "qa_state": "unreviewed",
-            "qa_flags": None, "parent_key": None,
-            "extra": decision_extra(dec, plan.tiles[ti], c.stability[i], cfg.kind),
-        }
+        row = _object_row(cfg, plan, c, i, dec, key, n - 1)
         if dec.kind in ("match", "part"):
             k_ann = int(dec.annotation or 0)
             akey = ann.keys[k_ann]
@@ -510,6 +401,53 @@ def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: p
             fills[akey] = fill
     return {"rows": rows, "tile_scores": tile_scores, "cands": c, "kinds": kinds,
             "ann": ann}
+
+
+def _candidates_of(sub: pa.Table) -> Any:
+    """The candidate table of one image as :class:`~.harvest_merge.Candidates` arrays."""
+    from mfcurate.pipelines.harvest_merge import Candidates
+
+    d = sub.to_pydict()
+    return Candidates(
+        np.asarray(d["tile_index"], np.int64), np.asarray(d["inst_index"], np.int64),
+        np.asarray([d["x0"], d["y0"], d["x1"], d["y1"]], np.float64).T.reshape(-1, 4),
+        list(d["rle"]), np.asarray(d["area_px"], np.int64),
+        np.asarray([d["cx"], d["cy"]], np.float64).T.reshape(-1, 2),
+        np.asarray(d["score"], np.float64), list(d["stability"]), list(d["origin"]))
+
+
+def _annotations_of(a: dict[str, list[Any]]) -> Any:
+    """One image's annotation rows (``to_pydict``) as :class:`~.harvest_merge.Annotations`."""
+    from mfcurate.pipelines.harvest_merge import Annotations
+
+    return Annotations(list(a["object_key"]), list(a["label"]),
+                       np.asarray(a["centroid_xy"], np.float64).reshape(-1, 2),
+                       np.asarray(a["bbox_xyxy"], np.float64).reshape(-1, 4),
+                       [r if o != "disk" else None  # a disk placeholder is no nucleus mask
+                        for r, o in zip(a["mask_rle"], a["mask_origin"], strict=True)],
+                       np.asarray([b if b is not None else [np.nan] * 4
+                                   for b in a["source_bbox_xyxy"]], np.float64).reshape(-1, 4))
+
+
+def _object_row(cfg: HarvestConfig, plan: _ImagePlan, c: Any, i: int, dec: Any, key: str,
+                n: int) -> dict[str, Any]:
+    """The ``OBJECTS_SCHEMA`` row of candidate ``i`` as background (key ``key``, number ``n``)."""
+    from mfcurate.pipelines.harvest_merge import decision_extra
+
+    ti = int(c.tile_index[i])
+    return {
+        "object_key": key, "image_key": plan.image_key, "source": plan.source,
+        "source_annotation_id": f"harvest/{n}", "source_file": None,
+        "label": "background", "source_label": None, "label_origin": "model",
+        "votes": None, "confidence": None,
+        "centroid_xy": [float(c.centroids[i, 0]), float(c.centroids[i, 1])],
+        "bbox_xyxy": [float(v) for v in c.boxes[i]], "mask_rle": c.rles[i],
+        "mask_origin": c.origin[i],
+        "mask_score": float(c.score[i]), "area_px": int(c.area_px[i]),
+        "area_um2": area_um2(int(c.area_px[i]), *plan.mpp_xy), "qa_state": "unreviewed",
+        "qa_flags": None, "parent_key": None,
+        "extra": decision_extra(dec, plan.tiles[ti], c.stability[i], cfg.kind),
+    }
 
 
 def _fill_of(c: Any, items: list[tuple[str, int, str]], plan: _ImagePlan

@@ -1,0 +1,134 @@
+"""Harvest planning: which images and tiles a harvest segments (level-0 px, x = column).
+
+Per image: open it, resolve its µm/px, choose tiles over tissue (optionally only inside
+regions: the annotations' surroundings or a user GeoJSON), and cut each image's tiles into
+executor task payloads for :func:`mfcurate.pipelines.harvest.harvest_tiles`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from mfcurate.errors import SourceFormatError, UsageError
+from mfcurate.units import MppUnknownError, mpp_of_row
+
+if TYPE_CHECKING:
+    from mfcurate.executor import Task
+    from mfcurate.pipelines.harvest import HarvestConfig, HarvestReport
+
+
+@dataclass
+class _ImagePlan:
+    """One image to harvest: its file, size (level-0 px), µm/px and tiles on tissue."""
+
+    source: str
+    image_key: str
+    path: Path
+    width: int
+    height: int
+    mpp: float
+    mpp_xy: tuple[float, float]
+    tiles: list[tuple[int, int, int, int]]
+    grid_total: int
+
+
+def _regions_for(cfg: HarvestConfig, path: Path, ann_boxes: np.ndarray, mpp: float
+                 ) -> list[Any] | None:
+    """The regions tiles must fall in (``None``: all tissue), level-0 px."""
+    from mfcurate.segment.tissue import load_geojson_regions
+
+    if cfg.regions == "tissue":
+        return None
+    if cfg.regions == "annotations":
+        m = cfg.region_margin_um / mpp
+        return [(b[0] - m, b[1] - m, b[2] + m, b[3] + m) for b in ann_boxes]
+    p = Path(cfg.regions)
+    if p.is_dir():
+        f = p / f"{path.stem}.geojson"
+        return load_geojson_regions(f) if f.exists() else []
+    if not p.exists():
+        raise UsageError(f"--regions {cfg.regions!r}: not 'tissue', 'annotations' or an "
+                         "existing GeoJSON file/folder")
+    return load_geojson_regions(p)
+
+
+def _plan_image(cfg: HarvestConfig, source: str, row: dict[str, Any], path: Path,
+                ann_boxes: np.ndarray) -> _ImagePlan | str:
+    """Plan one image, or return why it is skipped (one line naming the image)."""
+    from mfcurate.io.reader import open_image
+    from mfcurate.segment.tissue import tile_grid, tissue_mask, tissue_tiles
+
+    try:
+        img = open_image(path)
+    except (SourceFormatError, FileNotFoundError, OSError) as exc:
+        return f"{row['image_key']}: cannot open {path} ({exc})"
+    try:
+        try:
+            res = mpp_of_row(row, file_mpp=(img.mpp_x, img.mpp_y), default=cfg.default_mpp)
+        except MppUnknownError:
+            return f"{row['image_key']}: no µm/px (pass --default-mpp)"
+        mx, my, mpp = res.x, res.y, res.iso
+        regions = _regions_for(cfg, path, ann_boxes, mpp)
+        mask = tissue_mask(img)
+        tiles = tissue_tiles(img, tile=cfg.tile, overlap=cfg.overlap, mask=mask,
+                             regions=regions, min_tissue=cfg.min_tissue)
+        total = len(tile_grid(img.width, img.height, cfg.tile, cfg.overlap))
+        return _ImagePlan(source, str(row["image_key"]), path, img.width, img.height, mpp,
+                          (float(mx), float(my)), tiles, total)
+    finally:
+        img.close()
+
+
+def _plan_sources(ds: Any, cfg: HarvestConfig, chosen: Sequence[str],
+                  exclude_parts: list[str], report: HarvestReport
+                  ) -> tuple[list[_ImagePlan], dict[str, pa.Table]]:
+    """Plan every image of the chosen sources; count tiles and skipped images in ``report``.
+
+    Returns the plans (sources in order, images in table order) and each source's
+    annotations (objects without the parts in ``exclude_parts``).
+    """
+    plans: list[_ImagePlan] = []
+    anns_by_source: dict[str, pa.Table] = {}
+    for src in chosen:
+        anns = ds.objects(sources=[src], exclude_parts=exclude_parts)
+        anns_by_source[src] = anns
+        images = ds.images(sources=[src]).to_pylist()
+        akeys = np.asarray(anns.column("image_key").to_pylist(), dtype=object)
+        aboxes = np.asarray(anns.column("bbox_xyxy").to_pylist(), dtype=np.float64
+                            ).reshape(-1, 4)
+        for row in images:
+            if not row["file_found"]:
+                report.images_skipped.append(f"{row['image_key']}: file not found at ingest")
+                continue
+            plan = _plan_image(cfg, src, row, ds.image_path(row),
+                               aboxes[akeys == row["image_key"]] if len(akeys) else aboxes)
+            if isinstance(plan, str):
+                report.images_skipped.append(plan)
+                continue
+            plans.append(plan)
+            report.tiles_total += plan.grid_total
+            report.tiles_on_tissue += len(plan.tiles)
+    return plans, anns_by_source
+
+
+def _tile_tasks(plans: Sequence[_ImagePlan], cfg: HarvestConfig, spec: dict[str, Any]
+                ) -> list[Task]:
+    """Executor tasks of ``cfg.tiles_per_task`` tiles each (ids ``<image_key>|<first>``)."""
+    from mfcurate.executor import Task
+
+    tasks: list[Task] = []
+    for plan in plans:
+        for b in range(0, len(plan.tiles), max(cfg.tiles_per_task, 1)):
+            idx = list(range(b, min(b + cfg.tiles_per_task, len(plan.tiles))))
+            payload = {"path": str(plan.path), "image_key": plan.image_key, "mpp": plan.mpp,
+                       "width": plan.width, "height": plan.height, "tiles": idx,
+                       "tile": cfg.tile, "overlap": cfg.overlap,
+                       "all_tiles": plan.tiles, "spec": spec}
+            tasks.append(Task(f"{plan.image_key}|{b}", payload))
+    return tasks
