@@ -64,7 +64,7 @@ from rich.console import Console
 
 from mfcurate.dataset import atomic_write_json
 from mfcurate.errors import MfcurateError, UsageError
-from mfcurate.pipelines.steps import StepContext, all_steps
+from mfcurate.pipelines.steps import StepContext, StepFn, all_steps
 from mfcurate.ui import SafeConsole
 
 RUN_LOG = "run-log.json"
@@ -235,14 +235,7 @@ def run_recipe(path_or_recipe: Path | str | Recipe, *,
     if overrides:
         recipe = apply_overrides(recipe, overrides)
     where = str(recipe.path) if recipe.path else "recipe"
-    registry = all_steps()
-    unknown = [s for s in recipe.steps if step_name(s) not in registry]
-    if unknown:
-        raise RecipeError(f"{where}: unknown step(s) {', '.join(unknown)}; registered steps: "
-                          f"{', '.join(sorted(registry)) or 'none'}")
-    if from_step is not None and from_step not in recipe.steps:
-        raise UsageError(f"--from {from_step}: the recipe has no step {from_step!r} "
-                         f"(has {', '.join(recipe.steps)})")
+    registry = _check_steps(recipe, where, from_step)
     base = recipe.path.parent.resolve() if recipe.path else Path.cwd()
     work_dir = Path(_resolve(str(recipe.run.get("work_dir", "work")), base))
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -297,6 +290,26 @@ def run_recipe(path_or_recipe: Path | str | Recipe, *,
         results.append({"name": name, "status": "ran", "seconds": secs,
                         "summary": _jsonable(summary)})
     return {"work_dir": str(work_dir), "dataset": str(dataset), "steps": results}
+
+
+def _check_steps(recipe: Recipe, where: str, from_step: str | None) -> dict[str, StepFn]:
+    """The step registry, after checking the recipe's step names.
+
+    Every step of ``recipe`` must be registered and ``from_step`` (when given) one of them.
+
+    Raises:
+        RecipeError: unknown steps (the message lists the registered ones).
+        UsageError: ``from_step`` is not a step of the recipe.
+    """
+    registry = all_steps()
+    unknown = [s for s in recipe.steps if step_name(s) not in registry]
+    if unknown:
+        raise RecipeError(f"{where}: unknown step(s) {', '.join(unknown)}; registered steps: "
+                          f"{', '.join(sorted(registry)) or 'none'}")
+    if from_step is not None and from_step not in recipe.steps:
+        raise UsageError(f"--from {from_step}: the recipe has no step {from_step!r} "
+                         f"(has {', '.join(recipe.steps)})")
+    return registry
 
 
 #: ``[run]`` keys whose change re-runs every step (they change what the steps compute).

@@ -382,6 +382,22 @@ def build_patch_store(
                            "refine-masks first, or pass include_disk)")
     outputs = run_tasks(extract_image_patches, tasks, out_dir / ".tasks", workers=workers,
                         scheduler=scheduler, progress=progress)
+    return _publish_store(outputs, out_dir, ds, cfg, sel, shard_size, include_disk,
+                          n_images=len(tasks), n_rejected=n_rejected, skipped=skipped,
+                          notes=notes)
+
+
+def _publish_store(outputs: Sequence[Path], out_dir: Path, ds: Dataset, cfg: PatchConfig,
+                   sel: Selection, shard_size: int, include_disk: bool, *, n_images: int,
+                   n_rejected: int, skipped: dict[str, dict[str, int]],
+                   notes: list[str]) -> BuildReport:
+    """Write the shards, ``store.json`` and drop older ``data-*`` folders; report.
+
+    Shards of the per-image ``outputs`` go into a fresh ``data-*`` folder, then
+    ``store.json`` (atomically) points at it.
+
+    ``skipped`` maps ``"disk_skipped"`` / ``"in_figure_box_skipped"`` to counts per label.
+    """
     data_name = f"data-{uuid.uuid4().hex[:12]}"
     data_dir = out_dir / data_name
     data_dir.mkdir(parents=True)
@@ -399,7 +415,7 @@ def build_patch_store(
         "config": asdict(cfg), "dataset": str(ds.root.resolve()),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "n_patches": index.num_rows, "n_positive": int(targets.sum()), "n_disk": n_disk,
-        "n_images": len(tasks), "n_rejected_skipped": n_rejected,
+        "n_images": n_images, "n_rejected_skipped": n_rejected,
         "include_disk": include_disk, "n_disk_skipped": n_disk_skipped,
         "disk_skipped_by_label": skipped["disk_skipped"],
         "n_in_figure_box_skipped": n_inside,
@@ -411,7 +427,7 @@ def build_patch_store(
     for old in out_dir.glob("data-*"):
         if old.name != data_name and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
-    return BuildReport(out_dir, len(tasks), index.num_rows, int(targets.sum()), n_disk,
+    return BuildReport(out_dir, n_images, index.num_rows, int(targets.sum()), n_disk,
                        n_rejected, n_disk_skipped, n_inside,
                        {"disk": skipped["disk_skipped"],
                         "in_figure_box": skipped["in_figure_box_skipped"]}, notes)

@@ -259,19 +259,29 @@ def detect_tiles(src: Any, segmenter: AutoSegmenter, predict: Callable[..., Any]
         if pend[0] and clf.error is None:
             clf.q.put(pend)
     finally:
-        stop.set()
-        while reader.is_alive():  # unblock a reader waiting on a full queue
-            try:
-                tiles_q.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        clf.q.put(_END)
-        clf.join()
+        _shutdown(stop, reader, tiles_q, clf)
     if clf.error is not None:
         raise clf.error
     times.candidates = len(out)
     times.wall = time.perf_counter() - t_wall
     return out, times
+
+
+def _shutdown(stop: threading.Event, reader: threading.Thread, tiles_q: queue.Queue[Any],
+              clf: _Worker) -> None:
+    """Stop the reader thread, then end the classifier worker and wait for it.
+
+    ``tiles_q`` is drained so a reader blocked on a full queue can see ``stop``; the worker
+    finishes the batches already queued before it sees its end marker.
+    """
+    stop.set()
+    while reader.is_alive():  # unblock a reader waiting on a full queue
+        try:
+            tiles_q.get(timeout=0.05)
+        except queue.Empty:
+            pass
+    clf.q.put(_END)
+    clf.join()
 
 
 def _sequential(src: Any, segmenter: AutoSegmenter, predict: Callable[..., Any],

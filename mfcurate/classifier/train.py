@@ -47,7 +47,7 @@ from mfcurate.classifier.augment import random_dihedral, random_stain
 from mfcurate.classifier.model import IMAGENET_MEAN, IMAGENET_STD, build_model
 from mfcurate.classifier.patches import PatchStore
 from mfcurate.classifier.pool import pool_positions, pool_selection
-from mfcurate.dataset import Dataset, atomic_write_bytes, atomic_write_json
+from mfcurate.dataset import Dataset, Selection, atomic_write_bytes, atomic_write_json
 from mfcurate.errors import DatasetError, UsageError
 
 try:
@@ -379,23 +379,7 @@ def train_ensemble(store_path: Path | str, run_dir: Path | str, cfg: TrainConfig
                            f"({'mitotic figures' if store.targets[pool][0] else 'negatives'})")
     if cfg.pretrained is not None and not Path(cfg.pretrained).exists():
         raise FileNotFoundError(f"pretrained weights {cfg.pretrained} do not exist")
-    run.mkdir(parents=True, exist_ok=True)
-    config = {"train": asdict(cfg), "patch_store": str(store.path.resolve()),
-              "patch": store.config.__dict__, "store_meta": store.meta,
-              "selection": sel.describe(), "versions": _versions()}
-    cfg_path = run / "config.json"
-    if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
-        if old.get("train") != config["train"] or old.get("patch_store") != config["patch_store"]:
-            raise UsageError(f"{run}: holds a run with other settings; choose a new --out")
-    atomic_write_json(cfg_path, config)
-    if console is not None:
-        for note in notes:
-            console.print(f"note: {note}", markup=False)
-        console.print(f"training pool: {len(pool)} patches on "
-                      f"{len(set(store.image_keys[pool]))} images; held out "
-                      f"{', '.join(f'{a}:{b}' for a, b in sel.holdout) or 'nothing'}",
-                      markup=False)
+    _start_run(run, cfg, store, sel, notes, pool, console)
     image_keys = store.image_keys[pool]
     splits: dict[str, Any] = {"val_fraction": cfg.val_fraction, "selection": sel.describe(),
                               "holdout": [list(h) for h in sel.holdout], "notes": notes,
@@ -432,6 +416,32 @@ def train_ensemble(store_path: Path | str, run_dir: Path | str, cfg: TrainConfig
         "members": [str(r.model_path.relative_to(run)) for r in results],
         "patch": store.config.__dict__, "use_mask": cfg.use_mask})
     return results
+
+
+def _start_run(run: Path, cfg: TrainConfig, store: PatchStore, sel: Selection, notes: list[str],
+               pool: np.ndarray, console: Any) -> None:
+    """Create ``run`` and write its ``config.json``; print the notes and the pool summary.
+
+    Raises:
+        UsageError: ``run`` already holds a run with other training settings or store.
+    """
+    run.mkdir(parents=True, exist_ok=True)
+    config = {"train": asdict(cfg), "patch_store": str(store.path.resolve()),
+              "patch": store.config.__dict__, "store_meta": store.meta,
+              "selection": sel.describe(), "versions": _versions()}
+    cfg_path = run / "config.json"
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        if old.get("train") != config["train"] or old.get("patch_store") != config["patch_store"]:
+            raise UsageError(f"{run}: holds a run with other settings; choose a new --out")
+    atomic_write_json(cfg_path, config)
+    if console is not None:
+        for note in notes:
+            console.print(f"note: {note}", markup=False)
+        console.print(f"training pool: {len(pool)} patches on "
+                      f"{len(set(store.image_keys[pool]))} images; held out "
+                      f"{', '.join(f'{a}:{b}' for a, b in sel.holdout) or 'nothing'}",
+                      markup=False)
 
 
 def subsample_mf(train_pos: np.ndarray, targets: np.ndarray, max_mf: int | None,
