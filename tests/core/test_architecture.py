@@ -35,14 +35,9 @@ MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
 #: Debt being paid off: functions known to be over the limit.  The list may only shrink: a
 #: new long function fails the test, and so does an entry that is no longer long.
-KNOWN_LONG_FUNCTIONS: set[str] = {
-    "classifier/patches.py:build_patch_store", "classifier/tile_pipeline.py:detect_tiles",
-    "classifier/train.py:train_ensemble", "pipelines/harvest.py:_image_rows",
-    "pipelines/harvest.py:harvest_dataset", "pipelines/harvest_merge.py:label_candidates",
-    "recipe.py:run_recipe",
-}
+KNOWN_LONG_FUNCTIONS: set[str] = {"pipelines/harvest_merge.py:label_candidates"}
 #: Modules known to be over the limit (same rule).
-KNOWN_LONG_MODULES: set[str] = {"pipelines/harvest.py"}
+KNOWN_LONG_MODULES: set[str] = set()
 
 
 def _modules() -> list[tuple[str, Path]]:
