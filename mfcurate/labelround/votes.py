@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -191,20 +191,30 @@ def _read_geojson(rnd: Round, p: Path, rater: str | None) -> FileVotes:
                                        f"{rnd.round_id})")
         if owner is not None and owner[1] == key:
             told.add(owner[0])
-        if key in seen:
-            raise SourceFormatError(p, f"feature {i}: duplicated vote for {key} (also "
-                                       f"feature {seen[key]})")
-        seen[key] = i
-        try:
-            vote = vote_of(class_name_of(props.get("classification")))
-        except UnknownClass as exc:
-            raise SourceFormatError(p, f"feature {i} ({key}): {exc}") from None
-        if vote is None:
-            fv.abstained += 1
-        else:
-            fv.votes[key] = vote
+        _record(fv, seen, key, "feature", i, props.get("classification"), class_name_of)
     fv.rater = _settle_rater(rnd, p, rater, told)
     return fv
+
+
+def _record(fv: FileVotes, seen: dict[str, int], key: str, unit: str, where: int,
+            raw: Any, class_text: Callable[[Any], str | None]) -> None:
+    """Add one record's vote to ``fv`` (a duplicate or an unknown class is an error).
+
+    ``unit``/``where`` name the record in messages ("feature 3", "line 7"); ``class_text``
+    turns the record's raw class (a QuPath classification, a sheet cell) into text.
+    """
+    if key in seen:
+        raise SourceFormatError(fv.path, f"{unit} {where}: duplicated vote for {key} (also "
+                                         f"{unit} {seen[key]})")
+    seen[key] = where
+    try:
+        vote = vote_of(class_text(raw))
+    except UnknownClass as exc:
+        raise SourceFormatError(fv.path, f"{unit} {where} ({key}): {exc}") from None
+    if vote is None:
+        fv.abstained += 1
+    else:
+        fv.votes[key] = vote
 
 
 def _read_sheet(rnd: Round, p: Path, rater: str | None) -> FileVotes:
@@ -237,18 +247,7 @@ def _read_sheet(rnd: Round, p: Path, rater: str | None) -> FileVotes:
                                        f"not {rnd.round_id!r}")
         if r.get("rater"):
             told.add(r["rater"])
-        if key in seen:
-            raise SourceFormatError(p, f"line {line}: duplicated vote for {key} (also line "
-                                       f"{seen[key]})")
-        seen[key] = line
-        try:
-            vote = vote_of(r["vote"])
-        except UnknownClass as exc:
-            raise SourceFormatError(p, f"line {line} ({key}): {exc}") from None
-        if vote is None:
-            fv.abstained += 1
-        else:
-            fv.votes[key] = vote
+        _record(fv, seen, key, "line", line, r["vote"], str)
     fv.rater = _settle_rater(rnd, p, rater, told)
     return fv
 

@@ -113,6 +113,16 @@ def _fixed_list(col: pa.ChunkedArray, width: int) -> np.ndarray:
     return np.asarray(flat, dtype=float).reshape(-1, width)
 
 
+def _check_object_fields(table: pa.Table, name: str) -> None:
+    """Unique ``object_key``, the vocabularies and the QA flags (objects and layers alike)."""
+    _check_unique(table, "object_key", name)
+    _check_vocab(table, "label", {v.value for v in Label}, "object_key", name)
+    _check_vocab(table, "label_origin", {v.value for v in LabelOrigin}, "object_key", name)
+    _check_vocab(table, "mask_origin", {v.value for v in MaskOrigin}, "object_key", name)
+    _check_vocab(table, "qa_state", {v.value for v in QAState}, "object_key", name)
+    _check_flags(table, "object_key", name)
+
+
 def validate_objects(table: pa.Table, images: pa.Table | None = None) -> None:
     """Validate an ``objects`` table, optionally against the ``images`` it refers to.
 
@@ -122,12 +132,7 @@ def validate_objects(table: pa.Table, images: pa.Table | None = None) -> None:
     """
     name = "objects"
     _check_schema(table, OBJECTS_SCHEMA, name)
-    _check_unique(table, "object_key", name)
-    _check_vocab(table, "label", {v.value for v in Label}, "object_key", name)
-    _check_vocab(table, "label_origin", {v.value for v in LabelOrigin}, "object_key", name)
-    _check_vocab(table, "mask_origin", {v.value for v in MaskOrigin}, "object_key", name)
-    _check_vocab(table, "qa_state", {v.value for v in QAState}, "object_key", name)
-    _check_flags(table, "object_key", name)
+    _check_object_fields(table, name)
     if table.num_rows == 0:
         return
     boxes = _fixed_list(table.column("bbox_xyxy"), 4)
@@ -180,12 +185,7 @@ def validate_layer(table: pa.Table) -> None:
     """
     name = "layer"
     _check_schema(table, LAYER_SCHEMA, name)
-    _check_unique(table, "object_key", name)
-    _check_vocab(table, "label", {v.value for v in Label}, "object_key", name)
-    _check_vocab(table, "label_origin", {v.value for v in LabelOrigin}, "object_key", name)
-    _check_vocab(table, "mask_origin", {v.value for v in MaskOrigin}, "object_key", name)
-    _check_vocab(table, "qa_state", {v.value for v in QAState}, "object_key", name)
-    _check_flags(table, "object_key", name)
+    _check_object_fields(table, name)
     if table.num_rows == 0:
         return
     has_mask = np.asarray(pc.is_valid(table.column("mask_rle")).to_numpy(zero_copy_only=False))
