@@ -232,37 +232,72 @@ def label_candidates(c: Candidates, ann: Annotations, mpp: float,
     decisions = [Decision("background") for _ in range(n)]
     if n == 0 or len(ann) == 0:
         return LabelResult(decisions)
+    contacts, own_frac = _mask_contacts(c, ann)
+    dist_of = _distances(c, ann, mpp, max(match_radius_um, exclusion_radius_um), contacts)
+    matches = _greedy_matches(c, ann, contacts, dist_of, match_radius_um, match_iou, decisions)
+    used = set(matches.values())
+    parts = _figure_parts(c, ann, mpp, own_frac, used)
+    for i, dec in parts.items():
+        decisions[i] = dec
+    _mark_near(decisions, dist_of, contacts, used | set(parts), exclusion_radius_um)
+    return LabelResult(decisions, matches)
+
+
+Pair = tuple[int, int]  # (candidate index, annotation index)
+
+
+def _mask_contacts(c: Candidates, ann: Annotations
+                   ) -> tuple[dict[Pair, float], dict[Pair, float]]:
+    """Mask overlaps of candidates with the annotations that have a mask.
+
+    Returns:
+        ``(iou, own_frac)`` keyed by (candidate, annotation) for every pair whose masks
+        intersect: IoU, and intersection over the candidate's own area.
+    """
+    contacts: dict[Pair, float] = {}
+    own_frac: dict[Pair, float] = {}
+    mk = np.flatnonzero([r is not None for r in ann.rles])
+    if len(mk) == 0:
+        return contacts, own_frac
+    pairs = _box_pairs(c.boxes, ann.boxes[mk])
+    amasks: dict[int, npt.NDArray[np.bool_]] = {}
+    for i, jj in pairs.T:
+        k = int(mk[jj])
+        if k not in amasks:
+            am = ann.mask(k)
+            amasks[k] = am if am is not None else np.zeros((1, 1), bool)
+        inter, aa, ab = _mask_overlap(c.boxes[i], c.mask(int(i)), ann.boxes[k], amasks[k])
+        if inter:
+            contacts[(int(i), k)] = inter / max(aa + ab - inter, 1)
+            own_frac[(int(i), k)] = inter / max(aa, 1)
+    return contacts, own_frac
+
+
+def _distances(c: Candidates, ann: Annotations, mpp: float, reach_um: float,
+               contacts: dict[Pair, float]) -> dict[Pair, float]:
+    """Centroid distances in µm for pairs within ``reach_um`` or in mask contact."""
     from scipy.spatial import cKDTree
 
     tree = cKDTree(ann.centroids * mpp)
-    reach = max(match_radius_um, exclusion_radius_um)
-    near_lists = tree.query_ball_point(c.centroids * mpp, r=reach)
-    # mask contacts (annotations with masks only)
-    has_mask = [r is not None for r in ann.rles]
-    contacts: dict[tuple[int, int], float] = {}
-    own_frac: dict[tuple[int, int], float] = {}  # intersection / candidate area
-    if any(has_mask):
-        mk = np.flatnonzero(has_mask)
-        pairs = _box_pairs(c.boxes, ann.boxes[mk])
-        amasks: dict[int, npt.NDArray[np.bool_]] = {}
-        for i, jj in pairs.T:
-            k = int(mk[jj])
-            if k not in amasks:
-                am = ann.mask(k)
-                amasks[k] = am if am is not None else np.zeros((1, 1), bool)
-            inter, aa, ab = _mask_overlap(c.boxes[i], c.mask(int(i)), ann.boxes[k], amasks[k])
-            if inter:
-                contacts[(int(i), k)] = inter / max(aa + ab - inter, 1)
-                own_frac[(int(i), k)] = inter / max(aa, 1)
-    # candidate matches with figure annotations
-    options: list[tuple[float, float, int, int, str]] = []
-    dist_of: dict[tuple[int, int], float] = {}
-    for i, ks in enumerate(near_lists):
-        for k in ks:
-            d = float(np.hypot(*((c.centroids[i] - ann.centroids[k]) * mpp)))
-            dist_of[(i, k)] = d
+    near_lists = tree.query_ball_point(c.centroids * mpp, r=reach_um)
+
+    def dist(i: int, k: int) -> float:
+        return float(np.hypot(*((c.centroids[i] - ann.centroids[k]) * mpp)))
+
+    dist_of = {(i, int(k)): dist(i, int(k)) for i, ks in enumerate(near_lists) for k in ks}
     for i, k in contacts:
-        dist_of.setdefault((i, k), float(np.hypot(*((c.centroids[i] - ann.centroids[k]) * mpp))))
+        dist_of.setdefault((i, k), dist(i, k))
+    return dist_of
+
+
+def _greedy_matches(c: Candidates, ann: Annotations, contacts: dict[Pair, float],
+                    dist_of: dict[Pair, float], match_radius_um: float, match_iou: float,
+                    decisions: list[Decision]) -> dict[int, int]:
+    """One candidate per figure annotation, greedy by IoU, then distance, then score.
+
+    Writes the ``match`` decisions into ``decisions``; returns annotation -> candidate.
+    """
+    options: list[tuple[float, float, int, int, str]] = []
     for (i, k), d in dist_of.items():
         if ann.labels[k] not in FIGURE_LABELS:
             continue
@@ -280,11 +315,15 @@ def label_candidates(c: Candidates, ann: Annotations, mpp: float,
         matches[k] = i
         used.add(i)
         decisions[i] = Decision("match", k, d, -neg_iou if neg_iou else None, how)
-    parts = _figure_parts(c, ann, mpp, own_frac, used)
-    for i, dec in parts.items():
-        decisions[i] = dec
+    return matches
+
+
+def _mark_near(decisions: list[Decision], dist_of: dict[Pair, float],
+               contacts: dict[Pair, float], taken: set[int], exclusion_radius_um: float
+               ) -> None:
+    """Mark the remaining candidates near (or touching) an annotation, nearest first wins."""
     for (i, k), d in sorted(dist_of.items()):
-        if i in used or i in parts:
+        if i in taken:
             continue
         touching = (i, k) in contacts
         if d <= exclusion_radius_um or touching:
@@ -292,7 +331,6 @@ def label_candidates(c: Candidates, ann: Annotations, mpp: float,
             if cur.kind != "near" or (cur.distance_um or 0.0) > d:
                 decisions[i] = Decision("near", k, d, contacts.get((i, k)),
                                         "mask_contact" if touching else "centroid")
-    return LabelResult(decisions, matches)
 
 
 def _figure_parts(c: Candidates, ann: Annotations, mpp: float,

@@ -35,7 +35,7 @@ MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
 #: Debt being paid off: functions known to be over the limit.  The list may only shrink: a
 #: new long function fails the test, and so does an entry that is no longer long.
-KNOWN_LONG_FUNCTIONS: set[str] = {"pipelines/harvest_merge.py:label_candidates"}
+KNOWN_LONG_FUNCTIONS: set[str] = set()
 #: Modules known to be over the limit (same rule).
 KNOWN_LONG_MODULES: set[str] = set()
 
