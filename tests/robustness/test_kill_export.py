@@ -1,0 +1,93 @@
+"""A GeoJSON export killed (SIGKILL) at every write: ``OUT/geojson`` is the old set or none.
+
+A child process exports into a folder that already holds a complete export of another
+selection and kills itself with SIGKILL at the k-th ``os.replace`` (every per-image file, the
+index, and the two renames of the swap), for every k until the export completes.  After each
+death ``OUT/geojson`` is byte-identical to the previous export, or (killed between the two
+renames of the swap) missing with the previous set kept aside; nothing partial is visible.
+A rerun restores or replaces it cleanly: the result equals an uninterrupted export and no
+hidden leftover remains.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mfcurate.export.geojson_export import export_geojson
+from tests.publish.synthetic_dataset import build_dataset
+from tests.robustness._harness import tree_digest
+
+CHILD = r"""
+import os, signal, sys
+from mfcurate.export.geojson_export import export_geojson
+
+nth = int(sys.argv[1])
+real = os.replace
+calls = {"n": 0}
+
+def dying(*args, **kwargs):
+    calls["n"] += 1
+    if calls["n"] == nth:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+
+os.replace = dying
+export_geojson(sys.argv[2], sys.argv[3])
+"""
+
+
+def _hidden(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_geojson_export_killed_at_every_write(tmp_path: Path) -> None:
+    ds = build_dataset(tmp_path / "data", n_images=1, size=128)
+    previous = tmp_path / "previous"
+    export_geojson(ds, previous, labels=["mitotic_figure"])  # the export a user already has
+    reference = tmp_path / "reference"
+    export_geojson(ds, reference)  # the uninterrupted new export
+    old, new = tree_digest(previous / "geojson"), tree_digest(reference / "geojson")
+    assert old != new and "index.json" in new
+    deaths, restored = 0, 0
+    for nth in range(1, 20):
+        out = tmp_path / f"out{nth}"
+        shutil.copytree(previous, out)
+        p = subprocess.run([sys.executable, "-c", CHILD, str(nth), str(ds), str(out)],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode == 0:
+            break
+        assert p.returncode == -signal.SIGKILL, p.stderr
+        deaths += 1
+        if (out / "geojson").exists():
+            assert tree_digest(out / "geojson") == old  # never a partial or mixed set
+        else:  # killed between the renames of the swap: the old set waits aside
+            restored += 1
+            assert any(n.endswith(".old") for n in _hidden(out))
+        assert _hidden(out)  # the killed run's build folder is all that is new
+        export_geojson(ds, out)  # the rerun
+        assert tree_digest(out / "geojson") == new
+        assert _hidden(out) == []
+        index = json.loads((out / "geojson" / "index.json").read_text())
+        assert sum(v["objects"] for v in index["images"].values()) > 0
+        shutil.rmtree(out)
+    assert deaths >= 4 and restored == 1  # every file, the index and both renames were hit
+
+
+def test_killed_first_export_leaves_no_folder(tmp_path: Path) -> None:
+    ds = build_dataset(tmp_path / "data", n_images=1, size=128)
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-c", CHILD, "2", str(ds), str(out)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert not (out / "geojson").exists()
+    assert [n for n in _hidden(out) if n.startswith(".geojson.")]
+    summary = export_geojson(ds, out)
+    assert _hidden(out) == [] and summary["files"] == 2
