@@ -17,6 +17,7 @@ from mfcurate.dataset.files import (
     read_parquet,
     recover_folder,
     remove_stale_temporaries,
+    remove_temporaries_of,
     sha256_file,
     write_parquet_atomic,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "read_parquet",
     "recover_folder",
     "remove_stale_temporaries",
+    "remove_temporaries_of",
     "select_images",
     "select_objects",
     "sha256_file",

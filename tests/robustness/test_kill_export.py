@@ -91,3 +91,72 @@ def test_killed_first_export_leaves_no_folder(tmp_path: Path) -> None:
     assert [n for n in _hidden(out) if n.startswith(".geojson.")]
     summary = export_geojson(ds, out)
     assert _hidden(out) == [] and summary["files"] == 2
+
+
+REVIEW_CHILD = CHILD.replace(
+    "from mfcurate.export.geojson_export import export_geojson",
+    "from mfcurate.review.export import export_review").replace(
+    "export_geojson(sys.argv[2], sys.argv[3])",
+    "export_review(sys.argv[2], sys.argv[3], include='all')")
+
+
+def _review_set(out: Path) -> dict[str, str]:
+    """Digests of the visible set (the contact sheet aside; hidden leftovers aside)."""
+    return {k: v for k, v in tree_digest(out).items()
+            if not k.startswith(("contact_sheet", "."))}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_export_review_killed_at_every_write(tmp_path: Path) -> None:
+    from mfcurate.errors import SourceFormatError
+    from mfcurate.review.export import export_review
+    from mfcurate.review.importer import import_review
+
+    ds = build_dataset(tmp_path / "data", n_images=1, size=128)
+    previous, reference = tmp_path / "previous", tmp_path / "reference"
+    export_review(ds, previous)  # flagged masks only
+    export_review(ds, reference, include="all")
+    old, new = _review_set(previous), _review_set(reference)
+    assert old != new and "review.json" in old
+    deaths = refused = 0
+    for nth in range(1, 20):
+        out = tmp_path / f"out{nth}"
+        shutil.copytree(previous, out)
+        p = subprocess.run([sys.executable, "-c", REVIEW_CHILD, str(nth), str(ds), str(out)],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode == 0:
+            break
+        assert p.returncode == -signal.SIGKILL, p.stderr
+        deaths += 1
+        if (out / "review.json").exists():  # the previous set, whole
+            assert _review_set(out) == old
+        else:  # an interrupted folder: import-review refuses it, nothing is applied
+            refused += 1
+            with pytest.raises(SourceFormatError, match="interrupted"):
+                import_review(ds, out)
+        export_review(ds, out, include="all")
+        assert _review_set(out) == new and _hidden(out) == []
+        shutil.rmtree(out)
+    assert deaths >= 4 and refused >= 2
+
+
+@pytest.mark.parametrize(("fmt", "leftovers"), [
+    ("parquet", [".objects.parquet.0badf00d.tmp", ".export.json.12345678.tmp"]),
+    ("coco", [".train.json.deadbeef.tmp"]),
+])
+def test_export_rerun_removes_a_killed_runs_temporaries(fmt: str, leftovers: list[str],
+                                                        tmp_path: Path) -> None:
+    from mfcurate.dataset import Dataset
+    from mfcurate.export.coco import export_coco
+    from mfcurate.export.parquet_export import export_parquet
+
+    ds = build_dataset(tmp_path / "data", n_images=1, size=96)
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in [*leftovers, ".notes.tmp"]:  # the last is the user's own, not an export's
+        (out / name).write_bytes(b"half")
+    if fmt == "parquet":
+        export_parquet(ds, out)
+    else:
+        export_coco(Dataset.open(ds), out)
+    assert _hidden(out) == [".notes.tmp"]
