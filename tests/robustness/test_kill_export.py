@@ -12,6 +12,7 @@ hidden leftover remains.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -160,3 +161,32 @@ def test_export_rerun_removes_a_killed_runs_temporaries(fmt: str, leftovers: lis
     else:
         export_coco(Dataset.open(ds), out)
     assert _hidden(out) == [".notes.tmp"]
+
+
+def test_recover_folder_touches_only_its_own_leftovers(tmp_path: Path) -> None:
+    from mfcurate.dataset import atomic_folder, recover_folder, remove_stale_temporaries
+
+    target = tmp_path / "set"
+    kept = [".set.notes.tmp", ".settings.0123abcd.tmp", ".set.0123abcd.txt", "set2"]
+    for name in kept:
+        (tmp_path / name).mkdir()
+    (tmp_path / ".set.0123abcd.tmp").mkdir()  # a killed build
+    (tmp_path / ".set.0123abcd.tmp" / "a.geojson").write_text("{")
+    older, newer = tmp_path / ".set.00000000.old", tmp_path / ".set.11111111.old"
+    older.mkdir()
+    newer.mkdir()
+    os.utime(older, (1, 1))
+    (newer / "a.geojson").write_text("previous")  # moved aside by a swap killed midway
+    assert recover_folder(target) == 2  # the build and the older copy
+    assert (target / "a.geojson").read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, "set"])
+    with pytest.raises(RuntimeError), atomic_folder(target) as build:
+        (build / "b.geojson").write_text("new")
+        raise RuntimeError("a failed export")
+    assert sorted(p.name for p in target.iterdir()) == ["a.geojson"]  # left as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, "set"])
+    (target / ".x.geojson.89abcdef.tmp").write_text("{")
+    (target / ".sub.89abcdef.tmp").mkdir()
+    (target / ".sub.89abcdef.tmp" / ".y.89abcdef.tmp").write_text("{")
+    assert remove_stale_temporaries(target) == 2
+    assert sorted(p.name for p in target.iterdir()) == ["a.geojson"]
