@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mfcurate.dataset import write_parquet_atomic
+from mfcurate.dataset import remove_stale_temporaries, write_parquet_atomic
 from mfcurate.errors import MfcurateError, UsageError
 
 TaskFn = Callable[[Any], pa.Table]
@@ -63,18 +63,6 @@ def _is_complete(path: Path) -> bool:
         path.unlink()
         return False
     return True
-
-
-def _remove_stale_temporaries(out_dir: Path) -> None:
-    """Delete temporary files a killed run left behind (``.<name>.<id>.tmp``).
-
-    Runs sharing an output folder must not overlap in time (one command at a time).
-    """
-    for p in out_dir.glob(".*.tmp"):
-        try:
-            p.unlink()
-        except FileNotFoundError:  # pragma: no cover - removed concurrently
-            pass
 
 
 def _run_one(fn: TaskFn, task: Task, out: str) -> tuple[str, int]:
@@ -112,7 +100,7 @@ def run_tasks(
     if len(set(keys)) != len(keys):
         raise ValueError("task keys must be unique")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out_dir)
+    remove_stale_temporaries(out_dir)  # a killed run's (runs sharing out_dir must not overlap)
     outputs = [task_output(out_dir, t.key) for t in tasks]
     todo = [(t, o) for t, o in zip(tasks, outputs, strict=True) if not _is_complete(o)]
     if progress is not None:

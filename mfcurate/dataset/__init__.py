@@ -11,9 +11,13 @@
 
 from mfcurate.dataset.counts import tally
 from mfcurate.dataset.files import (
+    atomic_folder,
     atomic_write_bytes,
     atomic_write_json,
     read_parquet,
+    recover_folder,
+    remove_stale_temporaries,
+    remove_temporaries_of,
     sha256_file,
     write_parquet_atomic,
 )
@@ -40,6 +44,7 @@ __all__ = [
     "PartSpec",
     "Selection",
     "as_selection",
+    "atomic_folder",
     "atomic_write_bytes",
     "atomic_write_json",
     "iter_selected",
@@ -47,6 +52,9 @@ __all__ = [
     "part_spec",
     "read_image_list",
     "read_parquet",
+    "recover_folder",
+    "remove_stale_temporaries",
+    "remove_temporaries_of",
     "select_images",
     "select_objects",
     "sha256_file",

@@ -27,7 +27,15 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from mfcurate.dataset import Dataset, Selection, as_selection, iter_selected, select_images
+from mfcurate.dataset import (
+    Dataset,
+    Selection,
+    as_selection,
+    iter_selected,
+    remove_temporaries_of,
+    select_images,
+)
+from mfcurate.dataset.files import temporary_path
 from mfcurate.errors import UsageError
 from mfcurate.geometry import image_rle_from_box_mask, mask_grid, mask_polygons, rle_area
 from mfcurate.schemas.vocab import COCO_CATEGORY_IDS, LABEL_NAMES, Label
@@ -87,7 +95,8 @@ def export_coco(dataset: Dataset, out_dir: Path, *, by_source: bool = False,
     try:
         for g in groups:
             path = out_dir / f"{_safe(g)}.json"
-            tmp = path.with_name(f".{path.name}.tmp")
+            remove_temporaries_of(path)  # a killed run's
+            tmp = temporary_path(path)
             tmp_paths[g] = tmp
             f = tmp.open("w", encoding="utf-8")
             handles[g] = f

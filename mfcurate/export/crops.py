@@ -29,6 +29,7 @@ from mfcurate.dataset import (
     Selection,
     as_selection,
     iter_selected,
+    remove_temporaries_of,
     select_images,
     write_parquet_atomic,
 )
@@ -152,6 +153,7 @@ def export_crops(dataset: Dataset | Path | str, out_dir: Path | str, *, size_px:
                         scheduler=scheduler, progress=progress)
     tables = [pq.read_table(p) for p in outputs]
     index = out_root / "index.parquet"
+    remove_temporaries_of(index)
     n = write_parquet_atomic(index, tables, INDEX_SCHEMA)
     n_masks = sum(t.num_rows - t.column("mask_file").null_count for t in tables)
     return {"crops": n, "masks": n_masks, "images": len(tasks), "skipped_images": skipped,

@@ -9,6 +9,11 @@ Layout::
 
 Coordinates are level-0 pixels of the image (x = column); masks become polygons traced from
 the RLE, objects without a mask become points.
+
+The set is written as a whole: files go to a hidden ``OUT/.geojson.<random>.tmp/`` swapped in
+for ``OUT/geojson`` once ``index.json`` is written (:func:`mfcurate.dataset.atomic_folder`),
+so ``OUT/geojson`` is the previous complete export or the new one, never a mix; a killed
+run leaves only the hidden folder, which the next run deletes.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from mfcurate.dataset import (
     Dataset,
     Selection,
     as_selection,
+    atomic_folder,
     atomic_write_json,
     iter_selected,
     select_images,
@@ -54,6 +60,17 @@ def export_geojson(dataset: Dataset | Path | str, out_dir: Path | str,
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
     sel = as_selection(selection, **filters).check(ds)
     root = Path(out_dir) / "geojson"
+    with atomic_folder(root) as build:
+        n_files, n_feat = _write_set(ds, sel, build)
+    return {"files": n_files, "features": n_feat, "index": str(root / "index.json")}
+
+
+def _write_set(ds: Dataset, sel: Selection, root: Path) -> tuple[int, int]:
+    """Write every image's FeatureCollection, then ``index.json``, under ``root``.
+
+    Returns:
+        ``(files, features)`` written.
+    """
     images = select_images(ds, sel)
     by_image: dict[str, list[pa.Table]] = {}
     for t in iter_selected(ds, sel, images=images):
@@ -77,4 +94,4 @@ def export_geojson(dataset: Dataset | Path | str, out_dir: Path | str,
                                    "image": str(ds.image_path(img)),
                                    "width": img["width"], "height": img["height"]}
     atomic_write_json(root / "index.json", {"filter": sel.describe(), "images": index})
-    return {"files": len(index), "features": n_feat, "index": str(root / "index.json")}
+    return len(index), n_feat

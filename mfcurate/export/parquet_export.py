@@ -19,6 +19,7 @@ from mfcurate.dataset import (
     as_selection,
     atomic_write_json,
     iter_selected,
+    remove_temporaries_of,
     select_images,
     sha256_file,
     write_parquet_atomic,
@@ -32,6 +33,7 @@ def write_tables(ds: Dataset, out: Path, sel: Selection) -> tuple[int, int]:
     Only images that the filter keeps are written; objects are streamed batch by batch.
     """
     out.mkdir(parents=True, exist_ok=True)
+    remove_temporaries_of(out / "images.parquet", out / "objects.parquet", out / "export.json")
     images = select_images(ds, sel)
     n_obj = write_parquet_atomic(out / "objects.parquet",
                                  iter_selected(ds, sel, images=images), OBJECTS_SCHEMA)

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mfcurate.dataset import Dataset, atomic_write_bytes
+from mfcurate.dataset import Dataset, atomic_folder, atomic_write_bytes
 from mfcurate.labelround.classes import CLASS_NAMES
 from mfcurate.labelround.round import Round
 from mfcurate.review.export import safe_name
@@ -78,34 +78,45 @@ def object_rows(ds: Dataset, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def write_packages(ds: Dataset, rnd: Round, out: Path) -> dict[str, Path]:
-    """Write every rater's package under ``out/packages``; return ``rater -> folder``."""
-    import json
+    """Write every rater's package under ``out/packages``; return ``rater -> folder``.
 
+    Each rater's folder is built beside its place and swapped in whole
+    (:func:`mfcurate.dataset.atomic_folder`): killed midway, a rater has a whole package or
+    none, and ``round.json`` (written after all packages) is missing.
+    """
     rows = object_rows(ds, [o.object_key for o in rnd.objects])
     images = {r["image_key"]: r for r in ds.images().to_pylist()}
     folders: dict[str, Path] = {}
     for rater in rnd.raters:
         folder = out / "packages" / safe_name(rater)
-        order = rnd.order[rater]
-        rank = {k: i + 1 for i, k in enumerate(order)}
-        per_image: dict[str, list[str]] = {}
-        for k in order:
-            per_image.setdefault(rows[k]["image_key"], []).append(k)
-        listing = []
-        for image_key in sorted(per_image, key=lambda ik: rank[per_image[ik][0]]):
-            feats = [_feature(rnd, rater, rows[k], rank[k]) for k in per_image[image_key]]
-            rel = f"geojson/{safe_name(image_key)}.geojson"
-            doc = {"type": "FeatureCollection", "features": feats}
-            atomic_write_bytes(folder / rel, json.dumps(doc, indent=2).encode())
-            listing.append((image_key, rel, len(feats)))
-        _write_image_lists(ds, images, listing, folder)
-        _write_sheet(ds, rnd, rater, rows, images, folder / f"{safe_name(rater)}-sheet.csv")
-        n_img = len(listing)
-        text = _README.format(round_id=rnd.round_id, rater=rater, n=len(order), m=n_img,
-                              classes=", ".join(f"'{c}'" for c in CLASS_NAMES))
-        atomic_write_bytes(folder / "README.txt", text.encode())
+        with atomic_folder(folder) as build:  # a rater gets a whole package or none
+            _write_package(ds, rnd, rater, rows, images, build)
         folders[rater] = folder
     return folders
+
+
+def _write_package(ds: Dataset, rnd: Round, rater: str, rows: dict[str, dict[str, Any]],
+                   images: dict[str, dict[str, Any]], folder: Path) -> None:
+    """Write one rater's GeoJSON files, image lists, sheet and README into ``folder``."""
+    import json
+
+    order = rnd.order[rater]
+    rank = {k: i + 1 for i, k in enumerate(order)}
+    per_image: dict[str, list[str]] = {}
+    for k in order:
+        per_image.setdefault(rows[k]["image_key"], []).append(k)
+    listing = []
+    for image_key in sorted(per_image, key=lambda ik: rank[per_image[ik][0]]):
+        feats = [_feature(rnd, rater, rows[k], rank[k]) for k in per_image[image_key]]
+        rel = f"geojson/{safe_name(image_key)}.geojson"
+        doc = {"type": "FeatureCollection", "features": feats}
+        atomic_write_bytes(folder / rel, json.dumps(doc, indent=2).encode())
+        listing.append((image_key, rel, len(feats)))
+    _write_image_lists(ds, images, listing, folder)
+    _write_sheet(ds, rnd, rater, rows, images, folder / f"{safe_name(rater)}-sheet.csv")
+    text = _README.format(round_id=rnd.round_id, rater=rater, n=len(order), m=len(listing),
+                          classes=", ".join(f"'{c}'" for c in CLASS_NAMES))
+    atomic_write_bytes(folder / "README.txt", text.encode())
 
 
 def _feature(rnd: Round, rater: str, row: dict[str, Any], rank: int) -> dict[str, Any]:

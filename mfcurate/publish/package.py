@@ -16,8 +16,9 @@ The layout is flat because a Zenodo record has no folders: file names are the re
 the ``contentUrl`` of ``croissant.json``. Archives are uncompressed tar shards of at most
 ``max_archive_bytes``; the whole set must stay within Zenodo's limits (100 files, 50 GB per
 record) or the build stops before writing anything large. The folder is built beside ``OUT``
-and swapped in at the end, so a failed build leaves a previous package (and its deposit state)
-as it was.
+(``.OUT.<random>.tmp``) and swapped in at the end (:func:`mfcurate.dataset.atomic_folder`), so
+a failed or killed build leaves a previous package (and its deposit state) as it was; the next
+build deletes a killed one's folder, or puts back a package a kill left moved aside.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import json
 import re
 import shutil
 import tarfile
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,8 +42,11 @@ from mfcurate.dataset import (
     Dataset,
     Selection,
     as_selection,
+    atomic_folder,
     atomic_write_bytes,
     atomic_write_json,
+    recover_folder,
+    remove_temporaries_of,
     select_images,
 )
 from mfcurate.errors import MfcurateError
@@ -391,6 +394,9 @@ def build_package(
     Raises:
         PackageError: the release would exceed the file-count or size limit.
         LicenseError: the sources' licences cannot be combined.
+
+    Builds writing the same ``out_dir`` must not overlap in time (each starts by deleting
+    the build folders it finds beside ``out_dir``).
     """
     say = log or (lambda _m: None)
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
@@ -401,6 +407,8 @@ def build_package(
                "include_images": include_images, "max_archive_bytes": max_archive_bytes,
                "filters": dict(filters or {})}
     fingerprint = _fingerprint(ds, options)
+    recover_folder(out)  # what a killed build left beside OUT
+    remove_temporaries_of(out / STATE_DIR / "state.json")  # ... or a killed deposit in it
     existing = _existing(out, fingerprint)
     if existing is not None and not rebuild:
         say(f"package in {out} is up to date; reusing it")
@@ -412,36 +420,24 @@ def build_package(
                            for k in (flt.sources or ds.sources)}, license)
     title = str(user_md.get("title") or f"mfcurate mitotic-figure nuclei dataset {version}")
     creators = list(user_md.get("creators") or [])
-    build = out.with_name(f".{out.name}.build-{uuid.uuid4().hex[:8]}")
-    build.mkdir(parents=True)
-    try:
+    with atomic_folder(out) as build:
         rel = _write_tables(ds, build, flt, res=res, user_md=user_md, version=version,
                             title=title, creators=creators, say=say)
         files_sorted, warnings = _assemble(
             rel, fingerprint, include_crops=include_crops, crop_size=crop_size,
             include_images=include_images, max_archive_bytes=max_archive_bytes,
             max_files=max_files, max_record_bytes=max_record_bytes)
-        _swap_in(build, out)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
+        _keep_state(out, build)
     return PackageResult(out, files_sorted, rel.res.license.spdx, rel.deposit_md,
                          problems=check_deposit_metadata(rel.deposit_md), warnings=warnings)
 
 
-def _swap_in(build: Path, out: Path) -> None:
-    """Replace ``out`` by ``build``, keeping an existing deposit state."""
+def _keep_state(out: Path, build: Path) -> None:
+    """Copy an existing deposit state of ``out`` into the new package ``build``."""
     old_state = out / STATE_DIR / "state.json"
     if old_state.exists():
         (build / STATE_DIR).mkdir(exist_ok=True)
         shutil.copy2(old_state, build / STATE_DIR / "state.json")
-    if out.exists():
-        trash = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        out.replace(trash)
-        build.replace(out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        build.replace(out)
 
 
 def load_package(out_dir: Path | str) -> dict[str, Any]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from mfcurate.dataset import atomic_folder
 from mfcurate.errors import RegistrationError
 from mfcurate.registration.channels import estimate_dab_vector, guess_counterstain
 from mfcurate.registration.dab import DabOptions, detect_dab
@@ -251,17 +250,18 @@ def _write_pair_folder(out_root_p: Path, pid: str, he_p: Path, ph_p: Path, he_im
                        tr: PairTransform, glob: PairTransform, moved: list[Any], table: Any,
                        counter: str, o: RegisterOptions, t: dict[str, float],
                        t0: float) -> tuple[Path, int]:
-    """Write ``out_root_p/<pid>/`` through a temporary folder renamed at the end.
+    """Write ``out_root_p/<pid>/`` whole: built beside it and swapped in at the end.
+
+    Through :func:`mfcurate.dataset.atomic_folder`, so a killed run leaves the previous
+    folder (or none) and its leftovers are cleaned by the next run.
 
     Fills ``t["write_s"]`` and ``t["total_s"]`` (seconds since ``t0``).
 
     Returns:
         (final folder, number of flagged objects).
     """
-    out_root_p.mkdir(parents=True, exist_ok=True)
-    tmp = out_root_p / f".{pid}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    final = out_root_p / pid
+    with atomic_folder(final) as tmp:
         tr.save(tmp / TRANSFORM_FILE)
         write_objects(tmp, table)
         write_geojson(tmp, table, pid)
@@ -286,11 +286,6 @@ def _write_pair_folder(out_root_p: Path, pid: str, he_p: Path, ph_p: Path, he_im
         import json
 
         (tmp / PAIR_FILE).write_text(json.dumps(pair, indent=2) + "\n")
-        final = out_root_p / pid
-        _replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final, n_flagged
 
 
@@ -369,16 +364,6 @@ def estimate_transform(he_img: Any, ph_img: Any, he_p: Path, ph_p: Path, he_mpp:
                 precomputed=done)
     t["refine_s"] = time.perf_counter() - t0 - t["read_s"] - t["global_s"]
     return he_low, ph_low, glob, tr
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)
 
 
 def _tissue_points(low: Any, n: int) -> list[tuple[float, float]]:

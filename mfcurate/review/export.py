@@ -8,6 +8,11 @@ Output folder::
       contact_sheet.png              # one tile per flagged mask (crop + outline + flags)
       review.json                    # dataset path, what was exported, per-image files
 
+``geojson/`` and ``overlays/`` are built in hidden sibling folders and swapped in whole
+(:func:`mfcurate.dataset.atomic_folder`); ``review.json`` is removed just before the swap and
+written last, so a killed export leaves the previous complete set, or a folder without
+``review.json`` that ``import-review`` refuses, never old keys over new files.
+
 Open an image in QuPath, *File > Import objects* its GeoJSON, correct outlines (edit the
 polygon), delete wrong objects or set their class to ``Rejected``, then *Export objects as
 GeoJSON* over the same file and run ``mfcurate import-review DATASET OUT``.
@@ -19,13 +24,21 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mfcurate.dataset import Dataset, Selection, atomic_write_json, select_objects
+from mfcurate.dataset import (
+    Dataset,
+    Selection,
+    atomic_folder,
+    atomic_write_json,
+    remove_temporaries_of,
+    select_objects,
+)
 
 STATE_COLORS = {"flagged": (255, 0, 0), "unreviewed": (0, 200, 0), "amended": (0, 120, 255),
                 "accepted": (0, 200, 0), "rejected": (128, 128, 128)}
@@ -59,8 +72,6 @@ def export_review(dataset: Path | str, out: Path | str, *, include: str = "flagg
         max_sheet: most flagged masks on the contact sheet.
         sheet_tile: contact-sheet tile side, px.
     """
-    from mfcurate.io.geojson import objects_to_features, write_feature_collection
-
     ds = Dataset.open(dataset)
     out = Path(out)
     if include not in ("flagged", "all"):
@@ -71,35 +82,55 @@ def export_review(dataset: Path | str, out: Path | str, *, include: str = "flagg
                                  qa_states=["flagged"] if include == "flagged" else None)
     t = select_objects(ds, sel)
     images = {r["image_key"]: r for r in ds.images(sources=sources).to_pylist()}
-    summary = ExportSummary()
-    object_keys: dict[str, list[str]] = {}
-    sheet: list[npt.NDArray[np.uint8]] = []
-    keys = sorted(set(t.column("image_key").to_pylist()))
-    for key in keys:
-        rows = t.filter(pc.equal(t.column("image_key"), key))
-        rows = rows.take(pc.sort_indices(rows, sort_keys=[("object_key", "ascending")]))
-        stem = safe_name(key)
-        gj = write_feature_collection(out / "geojson" / f"{stem}.geojson",
-                                      objects_to_features(rows))
-        img = images[key]
-        overlay = out / "overlays" / f"{stem}.png"
-        path = ds.image_path(img)
-        if path.exists():
-            tiles = _draw(path, rows, overlay, sheet_tile)
-            sheet.extend(tiles[: max(max_sheet - len(sheet), 0)])
-        summary.files[key] = gj.relative_to(out).as_posix()
-        object_keys[key] = rows.column("object_key").to_pylist()
-        summary.images += 1
-        summary.objects += rows.num_rows
-        summary.flagged += int(pc.sum(pc.equal(rows.column("qa_state"), "flagged")).as_py()
-                               or 0)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_temporaries_of(out / "review.json")
+    with atomic_folder(out / "geojson") as gj_dir, atomic_folder(out / "overlays") as ov_dir:
+        summary, object_keys, sheet = _write_images(ds, t, images, gj_dir, ov_dir,
+                                                    max_sheet=max_sheet, sheet_tile=sheet_tile)
+        # the old review.json goes before the new files replace the old ones: a run killed
+        # from here on leaves a folder import-review refuses, never a mixed one
+        (out / "review.json").unlink(missing_ok=True)
     if sheet:
         _write_sheet(out / "contact_sheet.png", sheet, sheet_tile)
+    else:
+        (out / "contact_sheet.png").unlink(missing_ok=True)
     atomic_write_json(out / "review.json", {"dataset": str(Path(dataset).resolve()),
                                             "include": include, "images": summary.files,
                                             "object_keys": object_keys,
                                             "objects": summary.objects})
     return summary
+
+
+def _write_images(ds: Dataset, t: pa.Table, images: dict[str, dict[str, Any]], gj_dir: Path,
+                  ov_dir: Path, *, max_sheet: int, sheet_tile: int
+                  ) -> tuple[ExportSummary, dict[str, list[str]], list[npt.NDArray[np.uint8]]]:
+    """Write each image's GeoJSON into ``gj_dir`` and overlay PNG into ``ov_dir``.
+
+    Returns:
+        ``(summary, image_key -> exported object keys, contact-sheet tiles)``; the summary's
+        files are relative to the export folder (``geojson/<stem>.geojson``).
+    """
+    from mfcurate.io.geojson import objects_to_features, write_feature_collection
+
+    summary = ExportSummary()
+    object_keys: dict[str, list[str]] = {}
+    sheet: list[npt.NDArray[np.uint8]] = []
+    for key in sorted(set(t.column("image_key").to_pylist())):
+        rows = t.filter(pc.equal(t.column("image_key"), key))
+        rows = rows.take(pc.sort_indices(rows, sort_keys=[("object_key", "ascending")]))
+        stem = safe_name(key)
+        write_feature_collection(gj_dir / f"{stem}.geojson", objects_to_features(rows))
+        path = ds.image_path(images[key])
+        if path.exists():
+            tiles = _draw(path, rows, ov_dir / f"{stem}.png", sheet_tile)
+            sheet.extend(tiles[: max(max_sheet - len(sheet), 0)])
+        summary.files[key] = f"geojson/{stem}.geojson"
+        object_keys[key] = rows.column("object_key").to_pylist()
+        summary.images += 1
+        summary.objects += rows.num_rows
+        summary.flagged += int(pc.sum(pc.equal(rows.column("qa_state"), "flagged")).as_py()
+                               or 0)
+    return summary, object_keys, sheet
 
 
 def _outline(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:

@@ -101,7 +101,8 @@ def _read_meta(rdir: Path) -> tuple[Path, dict[str, Any]]:
     """
     meta_path = rdir / "review.json"
     if not meta_path.exists():
-        raise SourceFormatError(meta_path, "not an export-review folder (no review.json)")
+        raise SourceFormatError(meta_path, "missing: not an export-review folder, or its "
+                                "export-review was interrupted (run it again)")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

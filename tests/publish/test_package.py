@@ -149,7 +149,7 @@ def test_limits_stop_before_writing(dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(PackageError, match="bytes, over the limit"):
         build_package(dataset, out, include_images=True, max_record_bytes=50_000)
     assert not out.exists()
-    assert not list(tmp_path.glob(".rel.build-*"))
+    assert not list(tmp_path.glob(".rel.*"))
 
 
 def test_plan_shards() -> None:
