@@ -38,7 +38,7 @@ _CLASSICAL_KEYS = {"min_area_um2", "max_area_um2", "threshold", "min_threshold",
 
 def make_auto_segmenter(kind: str = "classical", checkpoint: Path | str | None = None,
                         model_type: str = "vit_b", device: str = "cpu",
-                        **amg_options: Any) -> AutoSegmenter:
+                        fast_encoder: bool = True, **amg_options: Any) -> AutoSegmenter:
     """Build an automatic segmenter.
 
     Args:
@@ -46,6 +46,10 @@ def make_auto_segmenter(kind: str = "classical", checkpoint: Path | str | None =
         checkpoint: SAM weights (required for the SAM kinds unless ``sam=`` is given).
         model_type: ``vit_h``, ``vit_l``, ``vit_b`` or ``tiny``.
         device: torch device for SAM.
+        fast_encoder: for ``"sam"`` with a model loaded here from ``checkpoint``, run the
+            image encoder's attention fused (:mod:`mfcurate.segment.fast_attention`; same
+            embeddings to float rounding).  A model given as ``sam=`` is used as it is, and
+            ``"sam_stock"`` (the reference) keeps the stock encoder.
         **amg_options: generator options (see the module docstring); None values are
             ignored (defaults apply).
 
@@ -80,6 +84,10 @@ def make_auto_segmenter(kind: str = "classical", checkpoint: Path | str | None =
         from mfcurate.segment.sam_models import load_sam
 
         sam = load_sam(Path(checkpoint), model_type, device)
+        if kind == "sam" and fast_encoder:
+            from mfcurate.segment.fast_attention import patch_image_encoder
+
+            patch_image_encoder(sam)
     if kind == "sam":
         return SamAutoSegmenter(sam, options, device=device)
     return StockSamAutoSegmenter(sam, options, device=device)

@@ -17,7 +17,7 @@ SEGMENTER_KINDS = ("classical", "sam")
 
 def make_box_segmenter(kind: str = "classical", checkpoint: Path | str | None = None,
                        model_type: str = "vit_b", device: str = "cpu",
-                       **options: Any) -> BoxSegmenter:
+                       fast_encoder: bool = True, **options: Any) -> BoxSegmenter:
     """Build a box segmenter.
 
     Args:
@@ -25,6 +25,8 @@ def make_box_segmenter(kind: str = "classical", checkpoint: Path | str | None = 
         checkpoint: SAM checkpoint file (required for ``"sam"``).
         model_type: ``vit_h``, ``vit_l``, ``vit_b`` or ``tiny`` (tests).
         device: torch device for SAM (``cpu``, ``cuda``, ``cuda:1``...).
+        fast_encoder: run SAM's image-encoder attention fused
+            (:mod:`mfcurate.segment.fast_attention`; same embeddings to float rounding).
         **options: passed to the segmenter's constructor (e.g. ``box_fit="tight"`` for the
             classical one, ``pad_frac`` or ``batch_size`` for SAM).
 
@@ -42,5 +44,10 @@ def make_box_segmenter(kind: str = "classical", checkpoint: Path | str | None = 
         from mfcurate.segment.box_sam import SamBoxSegmenter
         from mfcurate.segment.sam_models import load_sam
 
-        return SamBoxSegmenter(load_sam(checkpoint, model_type, device), **options)
+        sam = load_sam(checkpoint, model_type, device)
+        if fast_encoder:
+            from mfcurate.segment.fast_attention import patch_image_encoder
+
+            patch_image_encoder(sam)
+        return SamBoxSegmenter(sam, **options)
     raise UsageError(f"unknown segmenter {kind!r}; choose one of {', '.join(SEGMENTER_KINDS)}")

@@ -102,13 +102,13 @@ def fast_attention_forward(module: Any, x: Any, query_chunk: int = DEFAULT_QUERY
         table_w = rel_pos_table(w, module.rel_pos_w)  # (W, W, C)
         rows = torch.arange(n, device=x.device)
         step = max(1, min(int(query_chunk), n))
-        out = torch.empty_like(q) if step < n else None
+        out = q if step >= n else torch.empty_like(q)  # one chunk: no copy
         for start in range(0, n, step):
             sel = rows[start:start + step]
             qs = q[:, :, start:start + step]
             bias = _bias(qs, table_h[sel // w], table_w[sel % w], (h, w))
             part = F.scaled_dot_product_attention(qs, k, v, attn_mask=bias, scale=module.scale)
-            if out is None:
+            if step >= n:
                 out = part
             else:
                 out[:, :, start:start + step] = part
