@@ -5,10 +5,11 @@ Prints, in one run on one machine:
 1. per tile and per grid (``--points-per-side 16 32``), mfcurate's SAM generator against
    ``segment_anything.SamAutomaticMaskGenerator`` on the same model, tile and settings: the
    image encoder runs once per variant (timed: stock's is segment_anything's own forward,
-   ours the fused attention of ``mfcurate.segment.fast_attention``, ``--stock-encoder`` for
-   stock's; the encoder ratio and the embedding difference get their own line), then each
-   generator's prompt side is timed on its own encoder's embedding: stock, mfcurate with pruning off (only on the first grid: the
-   identity check, same masks as stock) and with pruning on (point prior + skipping), the
+   ours the fused attention of ``mfcurate.segment.fast_attention``; ``--stock-encoder``
+   gives ours stock's, ``--bf16-encoder`` adds the opt-in bf16 autocast; each encoder ratio
+   and embedding difference gets its own line), then each generator's prompt side is timed
+   on its own encoder's embedding: stock, mfcurate with pruning off (only on the first grid:
+   the identity check, same masks as stock) and with pruning on (point prior + skipping), the
    ratios, the points prompted, the fraction of stock masks reproduced (IoU >= 0.9), and the
    projected seconds per tissue mm² at the paper's 64 x 64 grid;
 2. tiles/s of the classical backend;
@@ -150,32 +151,52 @@ def reproduced(fast: list[dict[str, Any]], stock: list[dict[str, Any]],
 
 
 class _OnceEncoder:
-    """Makes ``sam.image_encoder`` run once per distinct input and encoder variant (stock or
-    fused attention): the call is timed, later calls on the same input return the stored
-    embedding (each generator pays its encoder once, timed outside its prompt side)."""
+    """Makes ``sam.image_encoder`` run once per distinct input and encoder mode (``stock``,
+    ``fused`` attention, ``fused+bf16``): the call is timed, later calls on the same input
+    return the stored embedding (each generator pays its encoder once, timed outside its
+    prompt side)."""
 
     def __init__(self, enc: Any) -> None:
         self.enc = enc
         self.forward = enc.forward
-        self.seconds: dict[bool, float] = {}
-        self.out: dict[bool, Any] = {}
-        self._last: dict[bool, Any] = {}
+        self.seconds: dict[str, float] = {}
+        self.out: dict[str, Any] = {}
+        self._last: dict[str, Any] = {}
         enc.forward = self
+
+    def mode(self) -> str:
+        from mfcurate.segment.fast_attention import encoder_bf16, is_patched
+
+        return ("fused" if is_patched(self.enc) else "stock") + \
+            ("+bf16" if encoder_bf16(self.enc) else "")
 
     def __call__(self, x: Any) -> Any:
         import torch
 
-        from mfcurate.segment.fast_attention import is_patched
-
-        fused = is_patched(self.enc)
-        last = self._last.get(fused)
+        mode = self.mode()
+        last = self._last.get(mode)
         if last is not None and last.shape == x.shape and torch.equal(last, x):
-            return self.out[fused]
+            return self.out[mode]
         t = time.perf_counter()
         out = self.forward(x)
-        self.seconds[fused] = time.perf_counter() - t
-        self._last[fused], self.out[fused] = x.clone(), out
+        self.seconds[mode] = time.perf_counter() - t
+        self._last[mode], self.out[mode] = x.clone(), out
         return out
+
+
+def set_mode(sam: Any, mode: str) -> None:
+    """Put the model's image encoder in ``mode`` (see :class:`_OnceEncoder`)."""
+    from mfcurate.segment.fast_attention import (
+        patch_image_encoder,
+        set_encoder_bf16,
+        unpatch_image_encoder,
+    )
+
+    if mode.startswith("fused"):
+        patch_image_encoder(sam)
+    else:
+        unpatch_image_encoder(sam)
+    set_encoder_bf16(sam, mode.endswith("+bf16"))
 
 
 def _same_masks(fast: list[dict[str, Any]], stock: list[dict[str, Any]],
@@ -201,41 +222,37 @@ def _prior_points(rgb: np.ndarray, mpp: float, n: int) -> int:
 
 
 def _encoders(sam: Any, enc: _OnceEncoder, rgb: np.ndarray, mpp: float,
-              fused: bool) -> tuple[float, float]:
-    """Run (and time) the stock encoder and, when ``fused``, the fused one on the tile;
-    print both and their ratio.  Returns (stock s, ours s)."""
+              ours: str) -> tuple[float, float]:
+    """Run (and time) the stock encoder and ours (mode ``ours``; with bf16 also the float32
+    fused one) on the tile; print each, its ratio and embedding difference against stock.
+    Returns (stock s, ours s)."""
     import torch
 
     from mfcurate.segment.auto_sam import AmgOptions, SamAutoSegmenter
-    from mfcurate.segment.fast_attention import patch_image_encoder, unpatch_image_encoder
 
     one = AmgOptions(points_per_side=1, point_prior="none", skip_covered=False)
+    modes = ["stock"] + (["fused"] if ours.startswith("fused") else []) + \
+        (["fused+bf16"] if ours == "fused+bf16" else [])
     with torch.inference_mode():
-        unpatch_image_encoder(sam)
-        SamAutoSegmenter(sam, one).generate(rgb, mpp)
-        if fused:
-            patch_image_encoder(sam)
+        for mode in modes:
+            set_mode(sam, mode)
             SamAutoSegmenter(sam, one).generate(rgb, mpp)
-    t_stock = enc.seconds[False]
-    if not fused:
-        print(f"  image encoder: {t_stock:.2f} s/tile (stock, run once; the same cost is added "
-              "to both generators' prompt side below)")
-        return t_stock, t_stock
-    t_fast = enc.seconds[True]
-    ref, out = enc.out[False], enc.out[True]
-    diff = float((out - ref).abs().max()) / float(ref.abs().max())
-    print(f"  image encoder: stock {t_stock:.2f} s/tile, mfcurate (fused attention) "
-          f"{t_fast:.2f} s/tile; each run once and added to its generator's prompt side below")
-    print(f"  encoder ratio: {t_stock / t_fast:.2f}x (max |embedding diff| / max |embedding| "
-          f"= {diff:.2e})")
-    return t_stock, t_fast
+    t_stock = enc.seconds["stock"]
+    print(f"  image encoder: stock {t_stock:.2f} s/tile" +
+          "".join(f", {m} {enc.seconds[m]:.2f} s/tile" for m in modes[1:]) +
+          f"; each run once and added to its generator's prompt side below (ours: {ours})")
+    ref = enc.out["stock"]
+    for m in modes[1:]:
+        diff = float((enc.out[m].float() - ref).abs().max()) / float(ref.abs().max())
+        print(f"  encoder ratio ({m} vs stock): {t_stock / enc.seconds[m]:.2f}x "
+              f"(max |embedding diff| / max |embedding| = {diff:.2e})")
+    return t_stock, enc.seconds[ours]
 
 
 def bench_sam(args: argparse.Namespace) -> None:
     import torch
 
     from mfcurate.segment.auto_sam import AmgOptions, SamAutoSegmenter, StockSamAutoSegmenter
-    from mfcurate.segment.fast_attention import patch_image_encoder, unpatch_image_encoder
     from mfcurate.segment.point_prior import point_prior, points_in
 
     torch.set_num_threads(args.threads)
@@ -258,11 +275,8 @@ def bench_sam(args: argparse.Namespace) -> None:
           f"{f' (random weights, gain {args.gain:g})' if not args.checkpoint else ''}, "
           f"{args.device}, {args.threads} thread(s), tile {rgb.shape[1]}x{rgb.shape[0]} "
           f"{what} at {mpp} um/px; load average {_loadavg()}")
-    t_enc_stock, t_enc = _encoders(sam, enc, rgb, mpp, not args.stock_encoder)
-
-    def ours_encoder() -> None:
-        if not args.stock_encoder:
-            patch_image_encoder(sam)
+    ours = "stock" if args.stock_encoder else "fused+bf16" if args.bf16_encoder else "fused"
+    t_enc_stock, t_enc = _encoders(sam, enc, rgb, mpp, ours)
     stride_mm = (args.tile - 128) * mpp / 1000.0  # new tissue per tile at 128 px overlap
     per_point: dict[str, float] = {}
     for n in args.points_per_side:
@@ -274,9 +288,9 @@ def bench_sam(args: argparse.Namespace) -> None:
                     max_area_um2=1e12 if args.no_area_filter else 225.0)
         off = AmgOptions(**base, point_prior="none", skip_covered=False)
         on = AmgOptions(**base, point_prior="nuclei", skip_covered=True)
-        unpatch_image_encoder(sam)  # stock: segment_anything's own encoder
+        set_mode(sam, "stock")  # stock: segment_anything's own encoder
         t_stock, r_stock = timed(StockSamAutoSegmenter(sam, off))
-        ours_encoder()
+        set_mode(sam, ours)
         print(f"  {n}x{n} points, settings {off.as_dict()}")
         print(f"    stock SamAutomaticMaskGenerator: prompts {t_stock:7.2f} s, total "
               f"{t_stock + t_enc_stock:7.2f} s/tile, {len(r_stock)} masks")
@@ -394,6 +408,9 @@ def main() -> None:
     p.add_argument("--stock-encoder", action="store_true",
                    help="mfcurate's generator on segment_anything's own encoder too "
                         "(default: the fused attention of mfcurate.segment.fast_attention)")
+    p.add_argument("--bf16-encoder", action="store_true",
+                   help="mfcurate's encoder in bf16 autocast (opt-in; not the float32 "
+                        "embedding: its same-masks line is a separate check)")
     args = p.parse_args()
     if args.pred_iou_thresh is None:
         args.pred_iou_thresh = 0.8 if args.checkpoint else 0.0

@@ -8,7 +8,8 @@ a SAM is loaded once per process and configuration, and one model at a time is k
 worker never holds two ViT-H.  For the ``sam`` kind the cached model's image encoder runs
 :mod:`mfcurate.segment.fast_attention` (the same embeddings to float rounding, ~4x faster on
 a CPU for ViT-B); ``fast_encoder=False`` keeps segment_anything's own forward, and the
-``sam_stock`` reference never uses it.
+``sam_stock`` reference never uses it.  ``encoder_bf16=True`` (opt-in) runs that encoder in
+bf16 autocast: faster where the hardware has bf16, but not the float32 embedding.
 
 Defaults follow the OMG-Net paper: SAM ViT-H (``sam_model = "vit_h"``) when a checkpoint is
 given; ``device = "auto"`` picks CUDA when torch sees a GPU, else the CPU.  Without a
@@ -56,6 +57,8 @@ class SegmenterSpec:
             ``(name, value)`` pairs so the spec stays hashable.
         fast_encoder: run the image encoder's attention through the fused kernel
             (:func:`mfcurate.segment.fast_attention.patch_image_encoder`; ``sam`` kind only).
+        encoder_bf16: run the image encoder in bf16 autocast
+            (:func:`mfcurate.segment.fast_attention.set_encoder_bf16`; opt-in, ``sam`` only).
     """
 
     kind: str = "auto"
@@ -64,6 +67,7 @@ class SegmenterSpec:
     device: str = "auto"
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     fast_encoder: bool = True
+    encoder_bf16: bool = False
 
     def __post_init__(self) -> None:
         kind = self.kind
@@ -82,15 +86,17 @@ class SegmenterSpec:
             object.__setattr__(self, "sam_checkpoint", str(self.sam_checkpoint))
         object.__setattr__(self, "options", tuple(sorted(dict(self.options).items())))
         object.__setattr__(self, "fast_encoder", bool(self.fast_encoder))
+        object.__setattr__(self, "encoder_bf16", bool(self.encoder_bf16))
 
     @classmethod
     def make(cls, kind: str = "auto", sam_checkpoint: Any = None,
              sam_model: str = DEFAULT_SAM_MODEL, device: str = "auto",
-             fast_encoder: bool = True, **options: Any) -> SegmenterSpec:
+             fast_encoder: bool = True, encoder_bf16: bool = False,
+             **options: Any) -> SegmenterSpec:
         """Build with options as keywords (None values dropped)."""
         return cls(kind, None if sam_checkpoint is None else str(sam_checkpoint), sam_model,
                    device, tuple((k, v) for k, v in options.items() if v is not None),
-                   fast_encoder)
+                   fast_encoder, encoder_bf16)
 
     @property
     def uses_sam(self) -> bool:
@@ -110,7 +116,7 @@ class SegmenterSpec:
         return cls(str(d.get("kind", "auto")), d.get("sam_checkpoint"),
                    str(d.get("sam_model", DEFAULT_SAM_MODEL)), str(d.get("device", "auto")),
                    tuple(dict(d.get("options") or {}).items()),
-                   bool(d.get("fast_encoder", True)))
+                   bool(d.get("fast_encoder", True)), bool(d.get("encoder_bf16", False)))
 
     def key(self) -> str:
         """Stable text key (hashing, caching)."""
@@ -141,7 +147,7 @@ def box_segmenter(spec: SegmenterSpec | dict[str, Any]) -> BoxSegmenter:
 
         return make_box_segmenter(s.kind, s.sam_checkpoint, s.sam_model,
                                   resolve_device(s.device), fast_encoder=s.fast_encoder,
-                                  **dict(s.options))
+                                  encoder_bf16=s.encoder_bf16, **dict(s.options))
 
     seg: BoxSegmenter = _cached("box", s, build)
     return seg
@@ -156,7 +162,7 @@ def auto_segmenter(spec: SegmenterSpec | dict[str, Any]) -> AutoSegmenter:
 
         return make_auto_segmenter(s.kind, s.sam_checkpoint, s.sam_model,
                                    resolve_device(s.device), fast_encoder=s.fast_encoder,
-                                   **dict(s.options))
+                                   encoder_bf16=s.encoder_bf16, **dict(s.options))
 
     seg: AutoSegmenter = _cached("auto", s, build)
     return seg

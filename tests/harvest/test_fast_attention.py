@@ -14,10 +14,12 @@ from mfcurate.segment.auto import make_auto_segmenter
 from mfcurate.segment.auto_sam import AmgOptions, SamAutoSegmenter, StockSamAutoSegmenter
 from mfcurate.segment.box import make_box_segmenter
 from mfcurate.segment.fast_attention import (
+    encoder_bf16,
     fast_attention_forward,
     is_patched,
     patch_image_encoder,
     rel_pos_table,
+    set_encoder_bf16,
     unpatch_image_encoder,
 )
 from mfcurate.segment.sam_models import build_tiny_sam, save_checkpoint
@@ -124,4 +126,41 @@ def test_factories_and_spec_apply_it(tmp_path: Path) -> None:
     clear_cache()
     assert is_patched(auto_segmenter(on).sam)  # type: ignore[attr-defined]
     assert not is_patched(box_segmenter(off).sam)  # type: ignore[attr-defined]
+    clear_cache()
+
+
+def test_bf16_is_opt_in_and_scoped() -> None:
+    """bf16 autocast only inside the encoder; float32 embeddings out; removable."""
+    sam = _tiny(256)
+    x = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        ref = sam.image_encoder(x)
+        patch_image_encoder(sam)
+        assert not encoder_bf16(sam) and set_encoder_bf16(sam) == 1 and encoder_bf16(sam)
+        out = sam.image_encoder(x)
+        assert not torch.is_autocast_enabled("cpu")
+        with pytest.raises(RuntimeError):
+            sam.image_encoder(torch.zeros(1, 5, 256, 256))  # wrong channels: it raises ...
+        assert not torch.is_autocast_enabled("cpu")  # ... and autocast is left all the same
+        assert set_encoder_bf16(sam, False) == 1 and not encoder_bf16(sam)
+        unpatch_image_encoder(sam)
+        again = sam.image_encoder(x)
+    assert out.dtype == torch.float32
+    rel = float((out - ref).abs().max()) / float(ref.abs().max())
+    assert 1e-5 < rel < 5e-2  # bf16 rounding: close, but not the float32 embedding
+    assert torch.equal(again, ref)
+
+
+def test_spec_bf16_opt_in(tmp_path: Path) -> None:
+    ckpt = save_checkpoint(build_tiny_sam(0), tmp_path / "tiny.pth")
+    spec = SegmenterSpec.make("sam", ckpt, "tiny", "cpu")
+    assert not spec.encoder_bf16
+    bf = SegmenterSpec.make("sam", ckpt, "tiny", "cpu", encoder_bf16=True)
+    assert SegmenterSpec.from_dict(bf.to_dict()) == bf and bf.key() != spec.key()
+    clear_cache()
+    assert not encoder_bf16(auto_segmenter(spec).sam)  # type: ignore[attr-defined]
+    assert encoder_bf16(box_segmenter(bf).sam)  # type: ignore[attr-defined]
+    assert not encoder_bf16(make_auto_segmenter("sam_stock", checkpoint=ckpt,
+                                                model_type="tiny", encoder_bf16=True
+                                                ).generator.predictor.model)  # type: ignore
     clear_cache()
