@@ -8,8 +8,8 @@ largest magnitude.  Random weights (the compute does not depend on them; the rel
 tables are drawn non-zero so the bias path is exercised).  ``--bf16`` adds an opt-in run under
 ``torch.autocast(bfloat16)`` (reported separately: it does not give the float32 embeddings)::
 
-    python bench/bench_encoder.py --model vit_b                 # ~1.5 min on 2 CPU cores
-    python bench/bench_encoder.py --model vit_b --query-chunk 4096 1024 256 --bf16
+    python bench/bench_encoder.py --model vit_b                 # ~1 min on 2 CPU cores
+    python bench/bench_encoder.py --model vit_b --repeat 3 --query-chunk 1024 4096 --bf16
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -53,18 +54,15 @@ def _load() -> str:
         return "n/a"
 
 
-def timed_forward(enc: Any, x: Any, repeat: int, bf16: bool = False) -> tuple[float, Any]:
-    """Best-of-``repeat`` seconds of ``enc(x)`` under inference mode, and the output."""
+def timed_forward(enc: Any, x: Any, bf16: bool = False) -> tuple[float, Any]:
+    """Seconds of one ``enc(x)`` under inference mode (bf16 autocast when asked), output."""
     import torch
 
-    best, out = float("inf"), None
     ctx = (torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext())
-    for _ in range(repeat):
-        with torch.inference_mode(), ctx:
-            t = time.perf_counter()
-            out = enc(x)
-            best = min(best, time.perf_counter() - t)
-    return best, out
+    with torch.inference_mode(), ctx:
+        t = time.perf_counter()
+        out = enc(x)
+        return time.perf_counter() - t, out
 
 
 def main() -> None:
@@ -75,7 +73,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="vit_b", choices=["tiny", "vit_b", "vit_l", "vit_h"])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="rounds; each round runs every variant once, in turn (shared cores "
+                        "are noisy: the medians and the median per-round ratio are printed)")
     p.add_argument("--query-chunk", type=int, nargs="+", default=[1024])
     p.add_argument("--bf16", action="store_true", help="also time the fused path in bf16")
     args = p.parse_args()
@@ -84,22 +84,37 @@ def main() -> None:
     size = int(enc.img_size)
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
     print(f"SAM {args.model} image encoder, 1x3x{size}x{size}, {args.threads} thread(s), "
-          f"torch {torch.__version__}, best of {args.repeat}; load average {_load()}")
-    t_stock, ref = timed_forward(enc, x, args.repeat)
-    scale = float(ref.abs().max())
-    print(f"  stock forward:                       {t_stock:7.2f} s")
-    for chunk in args.query_chunk:
-        patch_image_encoder(enc, query_chunk=chunk)
-        t_fast, out = timed_forward(enc, x, args.repeat)
-        diff = float((out - ref).abs().max()) / scale
-        print(f"  fused attention (query chunk {chunk:5d}): {t_fast:7.2f} s; encoder ratio "
-              f"{t_stock / t_fast:.2f}x; max |diff| / max |embedding| = {diff:.2e}")
+          f"torch {torch.__version__}, {args.repeat} round(s); load average {_load()}")
+    variants = [("stock", 0, False)] + [(f"fused attention (query chunk {c})", c, False)
+                                        for c in args.query_chunk]
     if args.bf16:
-        t_bf, out = timed_forward(enc, x, args.repeat, bf16=True)
-        diff = float((out.float() - ref).abs().max()) / scale
-        print(f"  fused attention, bf16 autocast:      {t_bf:7.2f} s; encoder ratio "
-              f"{t_stock / t_bf:.2f}x; max |diff| / max |embedding| = {diff:.2e} (not float32)")
+        variants.append((f"fused attention (query chunk {args.query_chunk[0]}), bf16 "
+                         "autocast", args.query_chunk[0], True))
+    secs: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    diffs: dict[str, float] = {}
+    ref = None
+    for _ in range(args.repeat):
+        for name, chunk, bf16 in variants:
+            if chunk:
+                patch_image_encoder(enc, query_chunk=chunk)
+            else:
+                unpatch_image_encoder(enc)
+            t, out = timed_forward(enc, x, bf16)
+            secs[name].append(t)
+            ref = out if ref is None else ref
+            diffs[name] = float((out.float() - ref).abs().max()) / float(ref.abs().max())
     unpatch_image_encoder(enc)
+    stock = secs["stock"]
+    for name, _, bf16 in variants:
+        ts = secs[name]
+        ratios = [a / b for a, b in zip(stock, ts, strict=True)]
+        print(f"  {name}: {statistics.median(ts):6.2f} s median (runs "
+              f"{', '.join(f'{t:.2f}' for t in ts)})" +
+              ("" if name == "stock" else
+               f"; encoder ratio {statistics.median(ratios):.2f}x median per round "
+               f"({statistics.median(stock) / statistics.median(ts):.2f}x of medians); "
+               f"max |diff| / max |embedding| = {diffs[name]:.2e}"
+               f"{' (not float32)' if bf16 else ''}"))
     print(f"  load average after: {_load()}")
 
 
