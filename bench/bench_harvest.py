@@ -4,9 +4,12 @@ Prints, in one run on one machine:
 
 1. per tile and per grid (``--points-per-side 16 32``), mfcurate's SAM generator against
    ``segment_anything.SamAutomaticMaskGenerator`` on the same model, tile and settings: the
-   image encoder runs once (timed; the same cost is added to both), then each generator's
-   prompt side is timed: stock, mfcurate with pruning off (only on the first grid: the
-   identity check, same masks as stock) and with pruning on (point prior + skipping), the
+   image encoder runs once per variant (timed: stock's is segment_anything's own forward,
+   ours the fused attention of ``mfcurate.segment.fast_attention``; ``--stock-encoder``
+   gives ours stock's, ``--bf16-encoder`` adds the opt-in bf16 autocast; each encoder ratio
+   and embedding difference gets its own line), then each generator's prompt side is timed
+   on its own encoder's embedding: stock, mfcurate with pruning off (only on the first grid:
+   the identity check, same masks as stock) and with pruning on (point prior + skipping), the
    ratios, the points prompted, the fraction of stock masks reproduced (IoU >= 0.9), and the
    projected seconds per tissue mm² at the paper's 64 x 64 grid;
 2. tiles/s of the classical backend;
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from functools import partial
@@ -147,26 +151,52 @@ def reproduced(fast: list[dict[str, Any]], stock: list[dict[str, Any]],
 
 
 class _OnceEncoder:
-    """Makes ``sam.image_encoder`` run once per distinct input: the call is timed, later calls
-    on the same input return the stored embedding (both generators pay the same encoder)."""
+    """Makes ``sam.image_encoder`` run once per distinct input and encoder mode (``stock``,
+    ``fused`` attention, ``fused+bf16``): the call is timed, later calls on the same input
+    return the stored embedding (each generator pays its encoder once, timed outside its
+    prompt side)."""
 
     def __init__(self, enc: Any) -> None:
+        self.enc = enc
         self.forward = enc.forward
-        self.seconds = 0.0
-        self._last: tuple[Any, Any] | None = None
+        self.seconds: dict[str, float] = {}
+        self.out: dict[str, Any] = {}
+        self._last: dict[str, Any] = {}
         enc.forward = self
+
+    def mode(self) -> str:
+        from mfcurate.segment.fast_attention import encoder_bf16, is_patched
+
+        return ("fused" if is_patched(self.enc) else "stock") + \
+            ("+bf16" if encoder_bf16(self.enc) else "")
 
     def __call__(self, x: Any) -> Any:
         import torch
 
-        if self._last is not None and self._last[0].shape == x.shape and \
-                torch.equal(self._last[0], x):
-            return self._last[1]
+        mode = self.mode()
+        last = self._last.get(mode)
+        if last is not None and last.shape == x.shape and torch.equal(last, x):
+            return self.out[mode]
         t = time.perf_counter()
         out = self.forward(x)
-        self.seconds = time.perf_counter() - t
-        self._last = (x.clone(), out)
+        self.seconds[mode] = time.perf_counter() - t
+        self._last[mode], self.out[mode] = x.clone(), out
         return out
+
+
+def set_mode(sam: Any, mode: str) -> None:
+    """Put the model's image encoder in ``mode`` (see :class:`_OnceEncoder`)."""
+    from mfcurate.segment.fast_attention import (
+        patch_image_encoder,
+        set_encoder_bf16,
+        unpatch_image_encoder,
+    )
+
+    if mode.startswith("fused"):
+        patch_image_encoder(sam)
+    else:
+        unpatch_image_encoder(sam)
+    set_encoder_bf16(sam, mode.endswith("+bf16"))
 
 
 def _same_masks(fast: list[dict[str, Any]], stock: list[dict[str, Any]],
@@ -191,6 +221,34 @@ def _prior_points(rgb: np.ndarray, mpp: float, n: int) -> int:
     return int(points_in(prior, pts).sum()) if prior is not None else n * n
 
 
+def _encoders(sam: Any, enc: _OnceEncoder, rgb: np.ndarray, mpp: float,
+              ours: str) -> tuple[float, float]:
+    """Run (and time) the stock encoder and ours (mode ``ours``; with bf16 also the float32
+    fused one) on the tile; print each, its ratio and embedding difference against stock.
+    Returns (stock s, ours s)."""
+    import torch
+
+    from mfcurate.segment.auto_sam import AmgOptions, SamAutoSegmenter
+
+    one = AmgOptions(points_per_side=1, point_prior="none", skip_covered=False)
+    modes = ["stock"] + (["fused"] if ours.startswith("fused") else []) + \
+        (["fused+bf16"] if ours == "fused+bf16" else [])
+    with torch.inference_mode():
+        for mode in modes:
+            set_mode(sam, mode)
+            SamAutoSegmenter(sam, one).generate(rgb, mpp)
+    t_stock = enc.seconds["stock"]
+    print(f"  image encoder: stock {t_stock:.2f} s/tile" +
+          "".join(f", {m} {enc.seconds[m]:.2f} s/tile" for m in modes[1:]) +
+          f"; each run once and added to its generator's prompt side below (ours: {ours})")
+    ref = enc.out["stock"]
+    for m in modes[1:]:
+        diff = float((enc.out[m].float() - ref).abs().max()) / float(ref.abs().max())
+        print(f"  encoder ratio ({m} vs stock): {t_stock / enc.seconds[m]:.2f}x "
+              f"(max |embedding diff| / max |embedding| = {diff:.2e})")
+    return t_stock, enc.seconds[ours]
+
+
 def bench_sam(args: argparse.Namespace) -> None:
     import torch
 
@@ -213,16 +271,12 @@ def bench_sam(args: argparse.Namespace) -> None:
             best = min(best, time.perf_counter() - t)
         return best, out
 
-    with torch.inference_mode():  # the encoder once, timed
-        SamAutoSegmenter(sam, AmgOptions(points_per_side=1, point_prior="none",
-                                         skip_covered=False)).generate(rgb, mpp)
-    t_enc = enc.seconds
     print(f"SAM automatic masks, model {args.model}"
           f"{f' (random weights, gain {args.gain:g})' if not args.checkpoint else ''}, "
           f"{args.device}, {args.threads} thread(s), tile {rgb.shape[1]}x{rgb.shape[0]} "
-          f"{what} at {mpp} um/px")
-    print(f"  image encoder: {t_enc:.2f} s/tile (run once; the same cost is added to both "
-          "generators' prompt side below)")
+          f"{what} at {mpp} um/px; load average {_loadavg()}")
+    ours = "stock" if args.stock_encoder else "fused+bf16" if args.bf16_encoder else "fused"
+    t_enc_stock, t_enc = _encoders(sam, enc, rgb, mpp, ours)
     stride_mm = (args.tile - 128) * mpp / 1000.0  # new tissue per tile at 128 px overlap
     per_point: dict[str, float] = {}
     for n in args.points_per_side:
@@ -234,10 +288,12 @@ def bench_sam(args: argparse.Namespace) -> None:
                     max_area_um2=1e12 if args.no_area_filter else 225.0)
         off = AmgOptions(**base, point_prior="none", skip_covered=False)
         on = AmgOptions(**base, point_prior="nuclei", skip_covered=True)
+        set_mode(sam, "stock")  # stock: segment_anything's own encoder
         t_stock, r_stock = timed(StockSamAutoSegmenter(sam, off))
+        set_mode(sam, ours)
         print(f"  {n}x{n} points, settings {off.as_dict()}")
         print(f"    stock SamAutomaticMaskGenerator: prompts {t_stock:7.2f} s, total "
-              f"{t_stock + t_enc:7.2f} s/tile, {len(r_stock)} masks")
+              f"{t_stock + t_enc_stock:7.2f} s/tile, {len(r_stock)} masks")
         per_point["stock"] = t_stock / (n * n)
         if not args.skip_unpruned and (args.unpruned_all or n == args.points_per_side[0]):
             g_off = SamAutoSegmenter(sam, off)
@@ -246,7 +302,7 @@ def bench_sam(args: argparse.Namespace) -> None:
             print(f"    mfcurate, pruning off:          prompts {t_off:7.2f} s, total "
                   f"{t_off + t_enc:7.2f} s/tile, {len(r_off)} masks; same masks as stock: "
                   f"{same} (worst mask differs by {worst} px); ratio "
-                  f"{(t_stock + t_enc) / (t_off + t_enc):.2f}x")
+                  f"{(t_stock + t_enc_stock) / (t_off + t_enc):.2f}x")
         g_on = SamAutoSegmenter(sam, on)
         t_on, r_on = timed(g_on)
         st = g_on.last_stats
@@ -258,20 +314,27 @@ def bench_sam(args: argparse.Namespace) -> None:
         frac_p = reproduced(r_on, prompted, rgb.shape[:2])
         print(f"    mfcurate, pruning on:           prompts {t_on:7.2f} s, total "
               f"{t_on + t_enc:7.2f} s/tile, {len(r_on)} masks; ratio "
-              f"{(t_stock + t_enc) / (t_on + t_enc):.2f}x (prompt side "
+              f"{(t_stock + t_enc_stock) / (t_on + t_enc):.2f}x (prompt side "
               f"{t_stock / t_on:.2f}x); points: grid {st.grid}, after prior "
               f"{st.after_prior}, skipped inside kept masks {st.skipped_covered}, decoded "
               f"{st.decoded}; stock masks reproduced at IoU>=0.9: {frac:.1%} of all, "
               f"{frac_p:.1%} of the {len(prompted)} from points the prior keeps")
     n64 = _prior_points(rgb, mpp, 64)
     tissue_mm2 = stride_mm**2
-    stock64 = t_enc + per_point["stock"] * 4096
+    stock64 = t_enc_stock + per_point["stock"] * 4096
     ours64 = t_enc + per_point["ours"] * n64
     print(f"  projected at 64x64 points (per-point cost of the last grid; ours decodes the "
           f"{n64} points the prior keeps, no credit for skipping): stock {stock64:.0f} s/tile "
           f"= {stock64 / tissue_mm2:.0f} s per tissue mm^2, mfcurate {ours64:.0f} s/tile = "
           f"{ours64 / tissue_mm2:.0f} s per tissue mm^2 (tile stride {args.tile - 128} px "
           f"= {tissue_mm2:.3f} mm^2 of new tissue); ratio {stock64 / ours64:.2f}x")
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:  # pragma: no cover - not on Linux
+        return "n/a"
 
 
 def bench_classical(args: argparse.Namespace) -> None:
@@ -342,6 +405,12 @@ def main() -> None:
     p.add_argument("--no-area-filter", action="store_true",
                    help="keep every mask size (random weights rarely give cell-sized masks)")
     p.add_argument("--skip-sam", action="store_true")
+    p.add_argument("--stock-encoder", action="store_true",
+                   help="mfcurate's generator on segment_anything's own encoder too "
+                        "(default: the fused attention of mfcurate.segment.fast_attention)")
+    p.add_argument("--bf16-encoder", action="store_true",
+                   help="mfcurate's encoder in bf16 autocast (opt-in; not the float32 "
+                        "embedding: its same-masks line is a separate check)")
     args = p.parse_args()
     if args.pred_iou_thresh is None:
         args.pred_iou_thresh = 0.8 if args.checkpoint else 0.0

@@ -38,6 +38,7 @@ _CLASSICAL_KEYS = {"min_area_um2", "max_area_um2", "threshold", "min_threshold",
 
 def make_auto_segmenter(kind: str = "classical", checkpoint: Path | str | None = None,
                         model_type: str = "vit_b", device: str = "cpu",
+                        fast_encoder: bool = True, encoder_bf16: bool = False,
                         **amg_options: Any) -> AutoSegmenter:
     """Build an automatic segmenter.
 
@@ -46,6 +47,12 @@ def make_auto_segmenter(kind: str = "classical", checkpoint: Path | str | None =
         checkpoint: SAM weights (required for the SAM kinds unless ``sam=`` is given).
         model_type: ``vit_h``, ``vit_l``, ``vit_b`` or ``tiny``.
         device: torch device for SAM.
+        fast_encoder: for ``"sam"`` with a model loaded here from ``checkpoint``, run the
+            image encoder's attention fused (:mod:`mfcurate.segment.fast_attention`; same
+            embeddings to float rounding).  A model given as ``sam=`` is used as it is, and
+            ``"sam_stock"`` (the reference) keeps the stock encoder.
+        encoder_bf16: likewise, run that encoder in bf16 autocast (opt-in; not the float32
+            embedding).
         **amg_options: generator options (see the module docstring); None values are
             ignored (defaults apply).
 
@@ -80,6 +87,12 @@ def make_auto_segmenter(kind: str = "classical", checkpoint: Path | str | None =
         from mfcurate.segment.sam_models import load_sam
 
         sam = load_sam(Path(checkpoint), model_type, device)
+        if kind == "sam":
+            from mfcurate.segment.fast_attention import patch_image_encoder, set_encoder_bf16
+
+            if fast_encoder:
+                patch_image_encoder(sam)
+            set_encoder_bf16(sam, encoder_bf16)
     if kind == "sam":
         return SamAutoSegmenter(sam, options, device=device)
     return StockSamAutoSegmenter(sam, options, device=device)

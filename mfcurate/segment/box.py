@@ -17,6 +17,7 @@ SEGMENTER_KINDS = ("classical", "sam")
 
 def make_box_segmenter(kind: str = "classical", checkpoint: Path | str | None = None,
                        model_type: str = "vit_b", device: str = "cpu",
+                       fast_encoder: bool = True, encoder_bf16: bool = False,
                        **options: Any) -> BoxSegmenter:
     """Build a box segmenter.
 
@@ -25,6 +26,10 @@ def make_box_segmenter(kind: str = "classical", checkpoint: Path | str | None = 
         checkpoint: SAM checkpoint file (required for ``"sam"``).
         model_type: ``vit_h``, ``vit_l``, ``vit_b`` or ``tiny`` (tests).
         device: torch device for SAM (``cpu``, ``cuda``, ``cuda:1``...).
+        fast_encoder: run SAM's image-encoder attention fused
+            (:mod:`mfcurate.segment.fast_attention`; same embeddings to float rounding).
+        encoder_bf16: run SAM's image encoder in bf16 autocast (opt-in; not the float32
+            embedding).
         **options: passed to the segmenter's constructor (e.g. ``box_fit="tight"`` for the
             classical one, ``pad_frac`` or ``batch_size`` for SAM).
 
@@ -42,5 +47,11 @@ def make_box_segmenter(kind: str = "classical", checkpoint: Path | str | None = 
         from mfcurate.segment.box_sam import SamBoxSegmenter
         from mfcurate.segment.sam_models import load_sam
 
-        return SamBoxSegmenter(load_sam(checkpoint, model_type, device), **options)
+        sam = load_sam(checkpoint, model_type, device)
+        from mfcurate.segment.fast_attention import patch_image_encoder, set_encoder_bf16
+
+        if fast_encoder:
+            patch_image_encoder(sam)
+        set_encoder_bf16(sam, encoder_bf16)
+        return SamBoxSegmenter(sam, **options)
     raise UsageError(f"unknown segmenter {kind!r}; choose one of {', '.join(SEGMENTER_KINDS)}")
