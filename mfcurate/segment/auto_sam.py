@@ -541,7 +541,9 @@ class StockSamAutoSegmenter:
         from torchvision.ops.boxes import batched_nms
 
         o = self.options
-        anns = self.generator.generate(tile)
+        # SAM keeps empty masks (area 0, box at the origin) when no area filter is set; they
+        # are no objects, and mfcurate's generator never emits them.
+        anns = [a for a in self.generator.generate(tile) if a["area"] > 0]
         if mpp is not None:
             lo, hi = o.min_area_um2 / mpp**2, o.max_area_um2 / mpp**2
             anns = [a for a in anns if lo <= a["area"] <= hi]

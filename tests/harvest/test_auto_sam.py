@@ -107,6 +107,32 @@ def test_fast_generator_reproduces_stock(shape: tuple[int, int], big_window: flo
         assert f["stability_score"] == pytest.approx(s["stability_score"], abs=1e-3)
 
 
+def test_stock_reference_drops_sams_empty_masks() -> None:
+    """With no area filter SAM's generator returns empty masks (box at the origin); they are
+    no objects, so the reference drops them as mfcurate's generator does."""
+    from segment_anything.utils.amg import mask_to_rle_pytorch
+
+    masks = torch.zeros((3, 32, 32), dtype=torch.bool)
+    masks[1, 4:10, 5:12] = True
+    masks[2, 20:30, 2:8] = True
+    rles = mask_to_rle_pytorch(masks)
+    recs = [{"segmentation": r, "area": int(m.sum()), "predicted_iou": 0.9 - 0.1 * i,
+             "bbox": [0, 0, 0, 0] if i == 0 else [5, 4, 7, 6] if i == 1 else [2, 20, 6, 10],
+             "stability_score": 1.0, "point_coords": [[0.0, 0.0]]}
+            for i, (r, m) in enumerate(zip(rles, masks, strict=True))]
+
+    class _Generator:
+        def generate(self, _tile: np.ndarray) -> list[dict[str, object]]:
+            return [dict(r) for r in recs]
+
+    opts = AmgOptions(points_per_side=2, min_area_um2=0.0, max_area_um2=1e9)
+    seg = StockSamAutoSegmenter(_sharp_tiny_sam(256), opts)
+    seg.generator = _Generator()
+    for mpp in (None, 0.5):
+        out = seg.generate(np.zeros((32, 32, 3), np.uint8), mpp)
+        assert sorted(int(np.asarray(a["segmentation"]).sum()) for a in out) == [42, 60]
+
+
 def test_area_filter_uses_mask_area_and_mpp() -> None:
     sam = _sharp_tiny_sam(256)
     rgb, _ = render_tissue(np.random.default_rng(0), 256, 256, mpp=0.5)
