@@ -168,6 +168,12 @@ def allowed_area(classes: Iterable[str], geoms: Iterable[Any]) -> Any | None:
     area = shapely.union_all(keep)
     if cut:
         area = area.difference(shapely.union_all(cut))
+    if area.geom_type == "GeometryCollection":  # keep the polygonal parts only
+        from shapely.geometry import MultiPolygon, Polygon
+
+        polys = [p for g in area.geoms if isinstance(g, Polygon | MultiPolygon)
+                 for p in getattr(g, "geoms", [g])]
+        area = MultiPolygon(polys)
     return area
 
 
