@@ -12,7 +12,13 @@ from _source_checks import ingest_regions, real
 
 from mfcurate.dataset import Dataset
 from mfcurate.pipelines.ingest import ingest_source
-from mfcurate.regions import allowed_area, allowed_by_image, make_geometry, region_class
+from mfcurate.regions import (
+    allowed_area,
+    allowed_by_image,
+    describe,
+    make_geometry,
+    region_class,
+)
 from mfcurate.synth.sources import ccmct as fake_ccmct
 from mfcurate.synth.sources import cmc as fake_cmc
 from mfcurate.synth.sources._sliderunner_fake import EXCLUDE_POLYGON
@@ -104,6 +110,9 @@ def test_real_tumorzone_polygons() -> None:
                                        strict=True) if c == "tumour") / 1e6
     assert 4800 < tumour_mm2 < 5000  # the paper: 4,842 mm² of tumour on 32 slides
     assert len(allowed_by_image(regions)) == 32
+    line = describe(regions)  # what `mfcurate info` prints for the source
+    assert line is not None and line.startswith("113 region polygons on 32 images: exclude 63")
+    assert "tumour 41 (4,928.4 mm²)" in line
 
 
 @pytest.mark.real_data
