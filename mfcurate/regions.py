@@ -85,15 +85,18 @@ def make_geometry(vertices: Sequence[tuple[float, float]], kind: str = "polygon"
     distinct = {(float(x), float(y)) for x, y in vertices}
     if len(distinct) < 3:
         return None, False, f"polygon with {len(distinct)} distinct vertices"
-    geom: Any = Polygon(vertices)
-    repaired = False
-    if not geom.is_valid:
-        fixed = shapely.make_valid(geom)
-        parts = [g for g in getattr(fixed, "geoms", [fixed])
-                 if isinstance(g, Polygon | MultiPolygon)]
-        polys = [p for g in parts for p in getattr(g, "geoms", [g]) if not p.is_empty]
-        geom = polys[0] if len(polys) == 1 else MultiPolygon(polys)
-        repaired = True
+    try:
+        geom: Any = Polygon(vertices)
+        repaired = False
+        if not geom.is_valid:
+            fixed = shapely.make_valid(geom)
+            parts = [g for g in getattr(fixed, "geoms", [fixed])
+                     if isinstance(g, Polygon | MultiPolygon)]
+            polys = [p for g in parts for p in getattr(g, "geoms", [g]) if not p.is_empty]
+            geom = polys[0] if len(polys) == 1 else MultiPolygon(polys)
+            repaired = True
+    except (shapely.errors.GEOSException, ValueError) as exc:  # one bad outline, not the run
+        return None, False, f"polygon shapely cannot build ({exc})"
     if geom.is_empty or geom.area <= 0:
         return None, False, "polygon of zero area"
     return geom, repaired, None

@@ -4,7 +4,9 @@ Flow (``mfcurate harvest DATASET``; step ``harvest`` in recipes and the demo):
 
 1. per image: tissue mask from a low-resolution level, tiles of ``tile`` px at level 0 with
    ``overlap`` px overlap over tissue (optionally only inside regions: the annotations'
-   surroundings or a user GeoJSON) -- glass never reaches the segmenter;
+   surroundings or a user GeoJSON; with ``within="tumour-region"`` only inside the source's
+   tumour regions minus their exclusions, :mod:`mfcurate.regions`) -- glass never reaches
+   the segmenter;
 2. tile batches go through :func:`mfcurate.executor.run_tasks` (local processes or Dask,
    resumable; per-task Parquet in ``DATASET/.work/harvest/<settings-hash>/``): each tile is
    segmented by the automatic segmenter (SAM when a checkpoint is given, classical
