@@ -67,8 +67,9 @@ def _ingest_step(ctx: StepContext, *, sources: list[dict[str, Any]] | None = Non
                            "regions": rep.n_regions,
                            "missing_images": len(rep.missing_images),
                            "duplicates": rep.duplicates}
+        regions = f", {rep.n_regions} region polygons" if rep.n_regions else ""
         ctx.console.print(f"ingested {rep.source}: {rep.n_images} images, "
-                          f"{rep.n_objects} objects", markup=False)
+                          f"{rep.n_objects} objects{regions}", markup=False)
         for line in rep.duplicates:
             ctx.console.print(line, markup=False)
     return out
