@@ -15,15 +15,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import pyarrow as pa
+
 from mfcurate.adapters._labels import is_region_name, label_for_name
 from mfcurate.adapters._mpp import plausible_mpp
 from mfcurate.adapters.base import SourceAdapter
 from mfcurate.adapters.sliderunner import (
+    AREA,
+    POLYGON,
     SlideRunnerDB,
     Spot,
     last_vote_per_person,
 )
 from mfcurate.errors import SourceFormatError, SourceNotFoundError
+from mfcurate.regions import RegionBuilder
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord
 from mfcurate.schemas.vocab import Label, Split
 
@@ -85,6 +90,12 @@ class SlideRunnerWSISource(SourceAdapter):
     Options (``AdapterConfig.options``): ``database`` = a variant name from
     :attr:`databases` (case-insensitive) or a path (relative to ROOT, or absolute) of a
     SlideRunner ``.sqlite`` file.  Default: the first variant of :attr:`databases` found.
+
+    **Regions.**  Rectangles (type 2) and polygons (type 3) of the database, and of the
+    :meth:`region_databases` (CCMCT's separate Tumorzone file), become the ``regions`` table
+    (:mod:`mfcurate.regions`), matched to the slides by file name; special spots (type 4),
+    circles and class-0 regions are not regions.  Invalid polygons are repaired
+    (``make_valid``) or dropped with a line in :attr:`skipped`.
     """
 
     #: variant name -> candidate paths relative to ROOT (first found wins).
@@ -131,18 +142,26 @@ class SlideRunnerWSISource(SourceAdapter):
         self._db: SlideRunnerDB | None = None
         self.skipped_non_cells = 0
 
+    def region_databases(self) -> list[Path]:
+        """Further SlideRunner files holding only regions of the same slides (default none)."""
+        return []
+
     def database(self) -> SlideRunnerDB:
         """The parsed database (read once)."""
         if self._db is None:
-            self._db = self.read_database(self.db_path)
+            self._db = self.read_database(self.db_path, with_regions=True)
         return self._db
 
-    def source_file(self) -> str:
-        """The database path as written to ``source_file`` (relative to ROOT when inside it)."""
+    def source_file(self, path: Path | None = None) -> str:
+        """A database path as written to ``source_file`` (relative to ROOT when inside it).
+
+        Default: the annotation database.
+        """
+        p = self.db_path if path is None else path
         try:
-            return self.db_path.relative_to(self.root).as_posix()
+            return p.relative_to(self.root).as_posix()
         except ValueError:
-            return self.db_path.as_posix()
+            return p.as_posix()
 
     def _slide_path(self, filename: str) -> str:
         for d in self.image_dirs:
@@ -202,3 +221,32 @@ class SlideRunnerWSISource(SourceAdapter):
                 extra=self.extra_json(class_id=sp.class_id, database=self.variant))
             if rec is not None:
                 yield rec
+
+    def regions_table(self) -> pa.Table:
+        """Region polygons of the database and the :meth:`region_databases` (level-0 px)."""
+        by_stem = {img.source_image_id: img for img in self.images_by_id.values()}
+        builder = RegionBuilder(self.key)
+        dbs = [self.database()] + [self.read_database(p, with_regions=True)
+                                   for p in self.region_databases()]
+        for db in dbs:
+            src = self.source_file(db.path)
+            unmatched: set[str] = set()
+            for reg in db.regions:
+                if reg.type not in (AREA, POLYGON) or not reg.class_id:
+                    continue
+                slide = db.slides.get(reg.slide_uid)
+                img = by_stem.get(Path(slide.filename).stem) if slide else None
+                if img is None:
+                    unmatched.add(slide.filename if slide else str(reg.slide_uid))
+                    continue
+                builder.add(image_key=img.image_key, ann_id=str(reg.uid), source_file=src,
+                            file_stem=db.path.stem, class_name=db.classes.get(reg.class_id),
+                            vertices=reg.vertices,
+                            kind="rectangle" if reg.type == AREA else "polygon",
+                            mpp_x=img.mpp_x, mpp_y=img.mpp_y)
+            if unmatched:
+                self.skip(f"{src}: regions on {len(unmatched)} slide(s)",
+                          f"not in the annotation database (e.g. {sorted(unmatched)[0]})")
+        self.skipped.extend(builder.dropped)
+        self.regions_repaired = list(builder.repaired)
+        return builder.table()

@@ -25,7 +25,13 @@ from mfcurate.adapters.sliderunner import SlideRunnerDB, read_sliderunner
 from mfcurate.errors import SourceFormatError, SourceNotFoundError, UsageError
 from mfcurate.geometry import BoxXYXY, box_around, box_is_valid, clip_box
 from mfcurate.io.reader import ImageInfo, check_readable, probe_image
-from mfcurate.schemas.tables import ImageRecord, ObjectRecord, images_table, objects_table
+from mfcurate.schemas.tables import (
+    REGIONS_SCHEMA,
+    ImageRecord,
+    ObjectRecord,
+    images_table,
+    objects_table,
+)
 from mfcurate.schemas.validate import validate_images, validate_objects
 from mfcurate.schemas.vocab import LabelOrigin
 
@@ -111,6 +117,8 @@ class SourceAdapter(abc.ABC):
         self.skipped: list[str] = []
         #: image files present but unreadable (relative path -> why); ``file_found`` is False.
         self.unreadable: dict[str, str] = {}
+        #: keys of region polygons repaired with make_valid (see :meth:`regions_table`).
+        self.regions_repaired: list[str] = []
         if not self.root.exists():
             raise SourceNotFoundError(self.root, self.expected_files(), self.key)
         self.locate()
@@ -313,6 +321,14 @@ class SourceAdapter(abc.ABC):
         objects = objects_table(self.iter_objects())
         validate_objects(objects, images)
         return images, objects
+
+    def regions_table(self) -> pa.Table:
+        """The source's region polygons (``REGIONS_SCHEMA``; empty for most sources).
+
+        Sources that draw regions (CMC ``_ROI``, CCMCT Tumorzone) override this; it is read
+        after :meth:`to_tables`, against the same image records.
+        """
+        return REGIONS_SCHEMA.empty_table()
 
     @classmethod
     def source_card(cls) -> dict[str, Any]:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from mfcurate.adapters import register
 from mfcurate.adapters._sliderunner_source import SlideRunnerWSISource
 from mfcurate.adapters.base import SourceInfo
+from mfcurate.errors import SourceNotFoundError
 from mfcurate.schemas.vocab import Label
+
+#: The separate region database of CCMCT (tumour, necrosis, blurred and exclusion polygons).
+TUMORZONE = "MITOS_WSI_CCMCT_Tumorzone.sqlite"
 
 
 def _db(name: str, *folders: str) -> tuple[str, ...]:
@@ -48,9 +53,18 @@ class CCMCT(SlideRunnerWSISource):
     ``deleted``/``guid``; REAL coordinates; read-only.  Split by slide file stem (11 test
     slides of the paper), so the ``.dcm`` variant splits the same way.
 
+    **Regions**: the tumour-zone polygons live in a separate file,
+    ``MITOS_WSI_CCMCT_Tumorzone.sqlite`` (old schema; 113 polygons of classes ``Tumorzone``,
+    ``Nekrosezone``, ``unscharfe scan-area``, ``nicht tumorgewebe excludieren`` on the 32
+    slides, plus 466 unlabelled special spots that are ignored).  It is read when it lies next
+    to the annotation database or in ROOT / ``databases/`` (or is named by the ``regions``
+    option) and matched to the slides by file name; its polygons become the ``regions`` table
+    (tumour, necrosis, blurred, exclude), which ``harvest --within tumour-region`` uses.
+
     Options: ``database`` = ``odael`` | ``heael`` | ``mel`` | ``odael-train-dcm`` |
     ``odael-test-dcm`` | ``tumorzone`` | ``highmcareas`` or a path to a SlideRunner
-    ``.sqlite`` file.
+    ``.sqlite`` file; ``regions`` = a path (relative to ROOT, or absolute) of the Tumorzone
+    database, or ``none`` to read no separate region file.
     """
 
     key: ClassVar[str] = "ccmct"
@@ -83,3 +97,20 @@ class CCMCT(SlideRunnerWSISource):
         "add0a9bbc53d1d9bac4c", "1018715d369dd0df2fc0"})
     tumour_type: ClassVar[str | None] = "canine cutaneous mast cell tumour"
     scanner: ClassVar[str | None] = "Aperio ScanScope CS2"
+
+    def region_databases(self) -> list[Path]:
+        """The Tumorzone database (option ``regions``, else next to the DB or in ROOT)."""
+        want = str(self.config.options.get("regions") or "").strip()
+        if want.lower() == "none":
+            return []
+        if want:
+            p = Path(want)
+            p = p if p.is_absolute() else self.root / p
+            if not p.is_file():
+                raise SourceNotFoundError(self.root, [want], self.key)
+            found = [p]
+        else:
+            cands = [self.db_path.parent / TUMORZONE,
+                     *(self.root / c for c in self.databases["tumorzone"])]
+            found = [c for c in cands if c.is_file()][:1]
+        return [p for p in found if p.resolve() != self.db_path.resolve()]

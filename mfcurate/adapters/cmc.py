@@ -45,6 +45,10 @@ class CMC(SlideRunnerWSISource):
     never the DB-specific ``Slides.uid`` lists of the original code.  Point annotations get
     a ``point_box_um`` box through the slide's µm/px (0.25 µm/px when the slide is absent).
 
+    **Regions**: the ``_ROI`` variant's polygons (classes "Tumor region" and "Exclude from
+    tumor region", matched by case-insensitive name) become the ``regions`` table (tumour,
+    exclude), which ``harvest --within tumour-region`` uses.
+
     Options: ``database`` = ``codael-roi`` | ``codael`` | ``odael`` | ``mel`` or a path to a
     SlideRunner ``.sqlite`` file.
     """

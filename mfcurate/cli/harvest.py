@@ -61,6 +61,11 @@ def harvest(
     regions: Annotated[str, typer.Option(
         help="tissue (all tissue), annotations (tissue near annotations) or a GeoJSON "
              "file/folder of regions in level-0 px.")] = "tissue",
+    within: Annotated[str, typer.Option(
+        help="all, or tumour-region: only inside the sources' tumour regions minus their "
+             "exclusion/necrosis/blurred regions (kept at ingest: CMC _ROI, CCMCT "
+             "Tumorzone), on images that have them; others are harvested as --regions "
+             "says.")] = "all",
     points_per_side: Annotated[int | None, typer.Option(
         help="SAM point grid side (default 64).")] = None,
     points_per_batch: Annotated[int | None, typer.Option(
@@ -101,7 +106,8 @@ def harvest(
                 "box_nms_thresh": box_nms_thresh, "point_prior": point_prior}
     cfg = _config(sam_opts, backend=backend, checkpoint=checkpoint, model_type=model_type,
                   device=device, tile=tile, overlap=overlap, tiles_per_task=tiles_per_task,
-                  regions=regions, min_area_um2=min_area_um2, max_area_um2=max_area_um2,
+                  regions=regions, within=within, min_area_um2=min_area_um2,
+                  max_area_um2=max_area_um2,
                   match_radius_um=match_radius_um, exclusion_radius_um=exclusion_radius_um,
                   near_policy=near_policy, default_mpp=default_mpp)
     with progress_callback("harvest tiles", unit="objects") as advance:
@@ -112,7 +118,8 @@ def harvest(
 
 def _config(sam_opts: Mapping[str, object], *, backend: str, checkpoint: Path | None,
             model_type: str, device: str, tile: int, overlap: int, tiles_per_task: int,
-            regions: str, min_area_um2: float, max_area_um2: float, match_radius_um: float,
+            regions: str, within: str, min_area_um2: float, max_area_um2: float,
+            match_radius_um: float,
             exclusion_radius_um: float, near_policy: str,
             default_mpp: float | None) -> HarvestConfig:
     """The pipeline's config from the command's options.
@@ -129,7 +136,7 @@ def _config(sam_opts: Mapping[str, object], *, backend: str, checkpoint: Path | 
     given = {k: v for k, v in sam_opts.items() if v is not None}
     cfg = HarvestConfig(backend=backend, checkpoint=str(checkpoint) if checkpoint else None,
                         model_type=model_type, device=device, tile=tile, overlap=overlap,
-                        tiles_per_task=tiles_per_task, regions=regions,
+                        tiles_per_task=tiles_per_task, regions=regions, within=within,
                         match_radius_um=match_radius_um,
                         exclusion_radius_um=exclusion_radius_um, near_policy=near_policy,
                         default_mpp=default_mpp, amg={**amg, **given})
@@ -152,6 +159,8 @@ def _print_summary(rep: HarvestReport) -> None:
         f"(flagged), {rep.near_dropped} dropped, "
         f"{rep.seam_duplicates} seam duplicates removed, {rep.annotation_masks_filled} "
         f"annotation masks filled")
+    if rep.within_line():
+        console.print(rep.within_line(), markup=False)
     if rep.overlay:
         console.print(f"overlay: {rep.overlay}")
     for msg in rep.images_skipped[:5]:

@@ -44,9 +44,13 @@ def info(
     print_counts(ds, sel.check(ds))
     print_mask_summary(ds)
     print_label_rounds(ds)
+    from mfcurate.regions import describe
+
     for src in ds.sources:  # the label set a source was read with (TUPAC16)
         if label_set := (ds.source_info(src).get("details") or {}).get("label_set"):
             console.print(f"{src}: {label_set}", markup=False, soft_wrap=True)
+        if regions := describe(ds.regions(src)):  # tumour zones kept at ingest (CMC, CCMCT)
+            console.print(f"{src}: {regions}", markup=False, soft_wrap=True)
     if verify:
         problems = ds.verify()
         if problems:

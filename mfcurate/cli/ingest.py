@@ -59,6 +59,11 @@ def ingest(
                   f"{report.n_objects} objects -> {out}")
     for line in report.duplicates:
         console.print(line, markup=False)
+    if report.n_regions:
+        fixed = (f" ({len(report.regions_repaired)} invalid outlines repaired)"
+                 if report.regions_repaired else "")
+        console.print(f"kept {report.n_regions} region polygons (tumour zones, exclusions)"
+                      f"{fixed}", markup=False)
     if report.missing_images:
         err_console.print(f"[yellow]warning:[/yellow] {len(report.missing_images)} image files "
                           f"not found under {root} (annotations kept; e.g. "

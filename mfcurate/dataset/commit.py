@@ -2,7 +2,8 @@
 
 A commit, under the writer lock:
 
-1. writes every new file (images of a source, base parts, layer parts) under a fresh name,
+1. writes every new file (images and regions of a source, base parts, layer parts) under a
+   fresh name,
    validated on the way (schema, vocabularies, geometry, keys: unique across a source's base
    parts; every layer row names an existing object, its mask inside that object's image);
 2. builds the new manifest in memory: file entries (sha256, bytes, rows) for the new files
@@ -38,8 +39,19 @@ from mfcurate.dataset.manifest import MANIFEST, now
 from mfcurate.dataset.parts import PARTS, PartKind, part_spec
 from mfcurate.dataset.store import Dataset
 from mfcurate.errors import DatasetError, SchemaValidationError
-from mfcurate.schemas.tables import IMAGES_SCHEMA, LAYER_SCHEMA, OBJECTS_SCHEMA, conform
-from mfcurate.schemas.validate import validate_images, validate_layer, validate_objects
+from mfcurate.schemas.tables import (
+    IMAGES_SCHEMA,
+    LAYER_SCHEMA,
+    OBJECTS_SCHEMA,
+    REGIONS_SCHEMA,
+    conform,
+)
+from mfcurate.schemas.validate import (
+    validate_images,
+    validate_layer,
+    validate_objects,
+    validate_regions,
+)
 
 #: Manifest fields of a source taken from the adapter's info.
 INFO_FIELDS = ("name", "citation", "doi", "license", "homepage")
@@ -52,6 +64,8 @@ class Commit:
     Attributes:
         parts: ``(source, part) -> tables`` to write (each replaces that part).
         images: ``source -> images table`` to write (replaces the source's images).
+        regions: ``source -> regions table`` to write (replaces the source's regions; an
+            empty table removes them).
         remove: ``(source, part)`` to drop.
         entries: ``source -> manifest fields`` for new or re-ingested sources.
         refilter: layer ``(source, part)`` kept from before the commit, filtered to the
@@ -60,14 +74,19 @@ class Commit:
 
     parts: dict[tuple[str, str], Iterable[pa.Table]] = field(default_factory=dict)
     images: dict[str, pa.Table] = field(default_factory=dict)
+    regions: dict[str, pa.Table] = field(default_factory=dict)
     remove: set[tuple[str, str]] = field(default_factory=set)
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     refilter: set[tuple[str, str]] = field(default_factory=set)
 
 
 def commit_source(ds: Dataset, source: str, images: pa.Table, objects: Iterable[pa.Table], *,
-                  info: Mapping[str, Any], root: Path | str) -> dict[str, Any]:
-    """Add or replace one source: its images and its ``ingest`` part.
+                  info: Mapping[str, Any], root: Path | str,
+                  regions: pa.Table | None = None) -> dict[str, Any]:
+    """Add or replace one source: its images, its ``ingest`` part and its regions.
+
+    ``regions`` (``REGIONS_SCHEMA``) replaces the source's region polygons; None or an empty
+    table leaves the source without regions.
 
     Re-ingesting replaces the source's images and annotations; parts computed from them
     (harvest, refine, harvest-fill) are dropped, since they refer to annotations that may
@@ -85,6 +104,8 @@ def commit_source(ds: Dataset, source: str, images: pa.Table, objects: Iterable[
     entry["ingested_at"] = now()
     with ds.lock():
         commit = Commit(parts={(source, "ingest"): objects}, images={source: images},
+                        regions={source: regions if regions is not None
+                                 else REGIONS_SCHEMA.empty_table()},
                         entries={source: entry})
         if source in ds.manifest["sources"]:
             _carry_human_parts(ds, source, images, commit)
@@ -119,18 +140,21 @@ def apply_commit(ds: Dataset, commit: Commit) -> None:
 
 def _apply_locked(ds: Dataset, commit: Commit) -> None:
     touched = ({s for s, _ in [*commit.parts, *commit.remove]} | set(commit.images)
-               | set(commit.entries))
+               | set(commit.regions) | set(commit.entries))
     manifest = _copy_for(ds.manifest, touched)
     for src, entry in commit.entries.items():
         old = manifest["sources"].get(src, {})
         manifest["sources"][src] = {**entry, "images": old.get("images"),
                                     "parts": dict(old.get("parts", {}))}
+        if old.get("regions"):
+            manifest["sources"][src]["regions"] = old["regions"]
     for src, _ in [*commit.parts, *commit.remove]:
         if src not in manifest["sources"]:
             raise DatasetError(f"{ds.root}: source {src!r} is not in the dataset")
     written: list[Path] = []
     try:
         _write_images(ds, manifest, commit, written)
+        _write_regions(ds, manifest, commit, written)
         for src, part in commit.remove:
             manifest["sources"][src]["parts"].pop(part, None)
         order = sorted(commit.parts, key=lambda sp: part_spec(sp[1]).kind is PartKind.LAYER)
@@ -198,10 +222,29 @@ def _write_images(ds: Dataset, manifest: dict[str, Any], commit: Commit,
                                                        src, None, old)
 
 
+def _write_regions(ds: Dataset, manifest: dict[str, Any], commit: Commit,
+                   written: list[Path]) -> None:
+    """Write each source's regions (after its images, which they are checked against)."""
+    for src, table in commit.regions.items():
+        table = conform(table, REGIONS_SCHEMA)
+        if table.num_rows == 0:
+            manifest["sources"][src].pop("regions", None)
+            continue
+        validate_regions(table, _view(ds, manifest).images(sources=[src]))
+        if set(table.column("source").to_pylist()) != {src}:
+            raise DatasetError(f"regions of source {src!r} carry another source key")
+        rel = f"regions/source={src}/regions-{uuid.uuid4().hex[:12]}.parquet"
+        written.append(ds.root / rel)
+        rows = write_parquet_atomic(ds.root / rel, [table], REGIONS_SCHEMA)
+        old = manifest["sources"][src].get("regions")
+        manifest["sources"][src]["regions"] = _register(manifest, ds.root, rel, rows,
+                                                        "regions", src, None, old)
+
+
 def _same_content(old: Mapping[str, Any], new: Mapping[str, Any], touched: set[str]) -> bool:
     """Whether two manifests name the same files for the touched sources."""
     def files(m: Mapping[str, Any]) -> dict[str, Any]:
-        return {s: (e.get("images"), sorted(e.get("parts", {}).items()))
+        return {s: (e.get("images"), e.get("regions"), sorted(e.get("parts", {}).items()))
                 for s, e in m["sources"].items() if s in touched}
 
     return files(old) == files(new)
@@ -313,6 +356,7 @@ def _finish_manifest(ds: Dataset, manifest: dict[str, Any], touched: set[str]) -
     """Drop the touched sources' replaced files; recount the touched sources; totals."""
     live = {rel for src in touched
             for rel in [manifest["sources"][src].get("images"),
+                        manifest["sources"][src].get("regions"),
                         *manifest["sources"][src].get("parts", {}).values()] if rel}
     for rel in [r for r, m in manifest["files"].items() if m.get("source") in touched]:
         if rel not in live:
@@ -333,7 +377,7 @@ def _remove_unlisted(ds: Dataset, touched: set[str]) -> None:
     are listed, so the cost does not grow with the number of sources.
     """
     listed = set(ds.manifest["files"])
-    for sub in ("objects", "images"):
+    for sub in ("objects", "images", "regions"):
         for src in touched:
             folder = ds.root / sub / f"source={src}"
             if not folder.is_dir():

@@ -1,7 +1,8 @@
 """``manifest.json``: the one commit point of a dataset, its checks and its writer lock.
 
 The manifest lists every live data file (relative path -> sha256, bytes, rows, kind, source,
-part), the sources (citation, licence, root, their images file and parts, counts) and the
+part), the sources (citation, licence, root, their images and regions files and parts,
+counts) and the
 totals.  A file that is not listed does not exist for readers; a listed file that is missing,
 has another size, another row count or rows of another source makes the dataset unreadable
 (:class:`~mfcurate.errors.DatasetError`) until it is repaired — no command reads or writes a
@@ -113,7 +114,8 @@ def _check_shape(path: Path, manifest: Mapping[str, Any]) -> None:
     for src, entry in manifest["sources"].items():
         if not isinstance(entry, dict) or not isinstance(entry.get("parts", {}), dict):
             raise DatasetError(f"{path}: source {src!r} entry is malformed")
-        for rel in [entry.get("images"), *entry.get("parts", {}).values()]:
+        for rel in [entry.get("images"), entry.get("regions"),
+                    *entry.get("parts", {}).values()]:
             if rel is not None and rel not in manifest["files"]:
                 raise DatasetError(f"{path}: source {src!r} names {rel}, which the manifest "
                                    "does not list")

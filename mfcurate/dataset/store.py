@@ -6,6 +6,7 @@ Layout of a dataset folder::
       manifest.json                                   # the one commit point
       images/source=<key>/images-<id>.parquet         # each source's images
       objects/source=<key>/<part>-<id>.parquet        # each source's parts (see parts.py)
+      regions/source=<key>/regions-<id>.parquet       # region polygons (sources that draw them)
       .work/                                          # per-task results of pipelines
       .lock                                           # the writer lock (holder's pid)
 
@@ -37,7 +38,13 @@ from mfcurate.dataset.manifest import (
 from mfcurate.dataset.parts import PartKind, layer_order, part_spec
 from mfcurate.dataset.resolve import Layer, needed_columns, resolve
 from mfcurate.errors import DatasetError
-from mfcurate.schemas.tables import IMAGES_SCHEMA, LAYER_SCHEMA, OBJECTS_SCHEMA, conform
+from mfcurate.schemas.tables import (
+    IMAGES_SCHEMA,
+    LAYER_SCHEMA,
+    OBJECTS_SCHEMA,
+    REGIONS_SCHEMA,
+    conform,
+)
 
 
 class Dataset:
@@ -169,6 +176,22 @@ class Dataset:
         t = pa.concat_tables(tables) if tables else IMAGES_SCHEMA.empty_table()
         return t.select(list(columns)) if columns else t
 
+    # ------------------------------------------------------------------ regions
+    def regions(self, source: str | Sequence[str] | None = None) -> pa.Table:
+        """The ``regions`` table (region polygons, WKB in level-0 px) of one, some or all sources.
+
+        Sources without regions contribute nothing; the result may be empty.
+        """
+        wanted = [source] if isinstance(source, str) else source
+        tables = []
+        for key in self.sources:
+            if wanted is not None and key not in wanted:
+                continue
+            rel = self.manifest["sources"][key].get("regions")
+            if rel:
+                tables.append(self._read(rel, REGIONS_SCHEMA, None))
+        return pa.concat_tables(tables) if tables else REGIONS_SCHEMA.empty_table()
+
     # ------------------------------------------------------------------ parts
     def parts(self, source: str) -> dict[str, str]:
         """``part name -> file`` of a source."""
@@ -285,11 +308,13 @@ class Dataset:
         return _Locked(self, wait)
 
     def commit_source(self, source: str, images: pa.Table, objects: Iterable[pa.Table], *,
-                      info: Mapping[str, Any], root: Path | str) -> dict[str, Any]:
-        """Add or replace one source: its images and its ``ingest`` part (see commit.py)."""
+                      info: Mapping[str, Any], root: Path | str,
+                      regions: pa.Table | None = None) -> dict[str, Any]:
+        """Add or replace one source: images, ``ingest`` part, regions (see commit.py)."""
         from mfcurate.dataset.commit import commit_source
 
-        return commit_source(self, source, images, objects, info=info, root=root)
+        return commit_source(self, source, images, objects, info=info, root=root,
+                             regions=regions)
 
     def write_parts(self, parts: Mapping[tuple[str, str], Iterable[pa.Table]], *,
                     images: Mapping[str, pa.Table] | None = None,

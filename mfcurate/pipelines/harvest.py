@@ -4,7 +4,9 @@ Flow (``mfcurate harvest DATASET``; step ``harvest`` in recipes and the demo):
 
 1. per image: tissue mask from a low-resolution level, tiles of ``tile`` px at level 0 with
    ``overlap`` px overlap over tissue (optionally only inside regions: the annotations'
-   surroundings or a user GeoJSON) -- glass never reaches the segmenter;
+   surroundings or a user GeoJSON; with ``within="tumour-region"`` only inside the source's
+   tumour regions minus their exclusions, :mod:`mfcurate.regions`) -- glass never reaches
+   the segmenter;
 2. tile batches go through :func:`mfcurate.executor.run_tasks` (local processes or Dask,
    resumable; per-task Parquet in ``DATASET/.work/harvest/<settings-hash>/``): each tile is
    segmented by the automatic segmenter (SAM when a checkpoint is given, classical
@@ -40,6 +42,8 @@ from mfcurate.units import area_um2
 
 HARVEST_PART = "harvest"
 FILL_PART = "harvest-fill"
+#: Values of :attr:`HarvestConfig.within`.
+WITHIN = ("all", "tumour-region")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,12 @@ class HarvestConfig:
             ``region_margin_um`` of any annotation) or a GeoJSON file (applies to every
             image) / folder of ``<image stem>.geojson`` files, level-0 px.
         region_margin_um: margin around annotations for ``regions="annotations"``.
+        within: ``"all"`` (the tiles ``regions`` chooses) or ``"tumour-region"``: only inside
+            the source's tumour regions minus its exclusion, necrosis and blurred regions
+            (the ``regions`` table, :func:`mfcurate.regions.allowed_area`), on images that
+            have them; tiles must overlap that area and objects whose centre lies outside it
+            are dropped.  Images without tumour regions keep ``regions`` (and are listed in
+            :attr:`HarvestReport.within_fallback`).
         match_radius_um: centroid distance of a match with an annotated figure.
         match_iou: mask IoU of a match where the annotation has a mask.
         exclusion_radius_um: objects this close to any annotation are never background.
@@ -83,6 +93,7 @@ class HarvestConfig:
     min_tissue: float = 0.02
     regions: str = "tissue"
     region_margin_um: float = 128.0
+    within: str = "all"
     match_radius_um: float = 7.5
     match_iou: float = 0.5
     exclusion_radius_um: float = 15.0
@@ -96,6 +107,8 @@ class HarvestConfig:
         if self.backend not in ("auto", "sam", "sam_stock", "classical"):
             raise UsageError(f"unknown backend {self.backend!r}; choose auto, sam, sam_stock "
                              "or classical")
+        if self.within not in WITHIN:
+            raise UsageError(f"within must be one of {', '.join(WITHIN)}, not {self.within!r}")
         if self.near_policy not in ("flag", "drop"):
             raise UsageError(f"near_policy must be 'flag' or 'drop', not {self.near_policy!r}")
         if self.tile < 64 or not 0 <= self.overlap < self.tile:
@@ -136,6 +149,8 @@ class HarvestConfig:
         d = {"seg": self.segmenter_spec(), "tile": self.tile, "overlap": self.overlap,
              "min_tissue": self.min_tissue, "regions": self.regions,
              "margin": self.region_margin_um}
+        if self.within != "all":  # the tiles chosen change; "all" keeps earlier digests
+            d["within"] = self.within
         if self.kind != "classical":  # defaults (e.g. the point prior) change the results
             d["amg"] = self._amg_options()
         if self.checkpoint:
@@ -162,6 +177,12 @@ class HarvestReport:
     parts: int = 0
     near: int = 0
     near_dropped: int = 0
+    #: candidates dropped because their centre lies outside the allowed region (``within``)
+    outside_region: int = 0
+    #: images harvested inside their tumour regions (``within="tumour-region"``)
+    within_regions: int = 0
+    #: images without tumour regions, harvested as ``regions`` says (``within`` set)
+    within_fallback: list[str] = field(default_factory=list)
     annotation_masks_filled: int = 0
     by_source: dict[str, dict[str, int]] = field(default_factory=dict)
     overlay: str | None = None
@@ -169,6 +190,17 @@ class HarvestReport:
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
         return asdict(self)
+
+    def within_line(self) -> str | None:
+        """One line on ``within="tumour-region"`` (None when it was not asked for)."""
+        if not self.within_regions and not self.within_fallback:
+            return None
+        line = (f"harvested {self.within_regions} images inside their tumour regions "
+                f"({self.outside_region} objects outside them dropped)")
+        if self.within_fallback:
+            line += (f"; {len(self.within_fallback)} images have no tumour region and were "
+                     f"harvested on all their tissue (e.g. {self.within_fallback[0]})")
+        return line
 
 
 # --------------------------------------------------------------------------- worker side
@@ -355,6 +387,12 @@ def _image_rows(cfg: HarvestConfig, plan: _ImagePlan, sub: pa.Table, img_anns: p
     keep = dedup_seams(c, cfg.seam_iou)
     report.seam_duplicates += len(c) - len(keep)
     c = c.take(keep)
+    if plan.allowed is not None:  # within the tumour regions: centres inside the area
+        from mfcurate.regions import inside
+
+        ok = inside(plan.allowed, c.centroids)
+        report.outside_region += int((~ok).sum())
+        c = c.take(np.flatnonzero(ok))
     # stable numbering by position (row-major on the centroid), then tile/instance
     order = np.lexsort((c.inst_index, c.tile_index, np.round(c.centroids[:, 0], 3),
                         np.round(c.centroids[:, 1], 3)))
@@ -568,5 +606,7 @@ def harvest_step(ctx: StepContext, sources: Sequence[Any] | None = None,
     keys = [str(s["key"]) if isinstance(s, dict) else str(s) for s in sources or []]
     rep = harvest_dataset(ctx.dataset, cfg, keys or None, workers=ctx.workers,
                           scheduler=ctx.scheduler, overlay=png)
+    if rep.within_line():
+        ctx.console.print(rep.within_line(), markup=False)
     ctx.state["harvest"] = rep.as_dict()
     return rep.as_dict()

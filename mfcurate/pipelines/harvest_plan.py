@@ -1,7 +1,8 @@
 """Harvest planning: which images and tiles a harvest segments (level-0 px, x = column).
 
 Per image: open it, resolve its µm/px, choose tiles over tissue (optionally only inside
-regions: the annotations' surroundings or a user GeoJSON), and cut each image's tiles into
+regions: the annotations' surroundings or a user GeoJSON, and with ``within="tumour-region"``
+only inside the source's tumour regions minus its exclusions), and cut each image's tiles into
 executor task payloads for :func:`mfcurate.pipelines.harvest.harvest_tiles`.
 """
 
@@ -36,6 +37,8 @@ class _ImagePlan:
     mpp_xy: tuple[float, float]
     tiles: list[tuple[int, int, int, int]]
     grid_total: int
+    #: where objects may lie (shapely, level-0 px; ``within="tumour-region"``), else None
+    allowed: Any = None
 
 
 def _regions_for(cfg: HarvestConfig, path: Path, ann_boxes: np.ndarray, mpp: float
@@ -58,9 +61,22 @@ def _regions_for(cfg: HarvestConfig, path: Path, ann_boxes: np.ndarray, mpp: flo
     return load_geojson_regions(p)
 
 
+def _restrict(regions: list[Any] | None, allowed: Any) -> list[Any]:
+    """``regions`` (None: everywhere) cut to the ``allowed`` area (level-0 px)."""
+    from shapely.geometry import box
+
+    if regions is None:
+        return [allowed]
+    return [allowed.intersection(box(*r) if isinstance(r, tuple | list) else r)
+            for r in regions]
+
+
 def _plan_image(cfg: HarvestConfig, source: str, row: dict[str, Any], path: Path,
-                ann_boxes: np.ndarray) -> _ImagePlan | str:
-    """Plan one image, or return why it is skipped (one line naming the image)."""
+                ann_boxes: np.ndarray, allowed: Any = None) -> _ImagePlan | str:
+    """Plan one image, or return why it is skipped (one line naming the image).
+
+    ``allowed``: the area objects may lie in (tumour regions minus cuts), or None.
+    """
     from mfcurate.io.reader import open_image
     from mfcurate.segment.tissue import tile_grid, tissue_mask, tissue_tiles
 
@@ -75,12 +91,14 @@ def _plan_image(cfg: HarvestConfig, source: str, row: dict[str, Any], path: Path
             return f"{row['image_key']}: no µm/px (pass --default-mpp)"
         mx, my, mpp = res.x, res.y, res.iso
         regions = _regions_for(cfg, path, ann_boxes, mpp)
+        if allowed is not None:
+            regions = _restrict(regions, allowed)
         mask = tissue_mask(img)
         tiles = tissue_tiles(img, tile=cfg.tile, overlap=cfg.overlap, mask=mask,
                              regions=regions, min_tissue=cfg.min_tissue)
         total = len(tile_grid(img.width, img.height, cfg.tile, cfg.overlap))
         return _ImagePlan(source, str(row["image_key"]), path, img.width, img.height, mpp,
-                          (float(mx), float(my)), tiles, total)
+                          (float(mx), float(my)), tiles, total, allowed)
     finally:
         img.close()
 
@@ -91,11 +109,16 @@ def _plan_sources(ds: Any, cfg: HarvestConfig, chosen: Sequence[str],
     """Plan every image of the chosen sources; count tiles and skipped images in ``report``.
 
     Returns the plans (sources in order, images in table order) and each source's
-    annotations (objects without the parts in ``exclude_parts``).
+    annotations (objects without the parts in ``exclude_parts``).  With
+    ``cfg.within == "tumour-region"`` each image with tumour regions is planned inside them
+    (counted in ``report.within_regions``), the others as before (``report.within_fallback``).
     """
+    from mfcurate.regions import allowed_by_image
+
     plans: list[_ImagePlan] = []
     anns_by_source: dict[str, pa.Table] = {}
     for src in chosen:
+        areas = allowed_by_image(ds.regions(src)) if cfg.within == "tumour-region" else {}
         anns = ds.objects(sources=[src], exclude_parts=exclude_parts)
         anns_by_source[src] = anns
         images = ds.images(sources=[src]).to_pylist()
@@ -106,11 +129,17 @@ def _plan_sources(ds: Any, cfg: HarvestConfig, chosen: Sequence[str],
             if not row["file_found"]:
                 report.images_skipped.append(f"{row['image_key']}: file not found at ingest")
                 continue
+            allowed = areas.get(str(row["image_key"]))
             plan = _plan_image(cfg, src, row, ds.image_path(row),
-                               aboxes[akeys == row["image_key"]] if len(akeys) else aboxes)
+                               aboxes[akeys == row["image_key"]] if len(akeys) else aboxes,
+                               allowed)
             if isinstance(plan, str):
                 report.images_skipped.append(plan)
                 continue
+            if cfg.within != "all" and allowed is None:
+                report.within_fallback.append(plan.image_key)
+            elif allowed is not None:
+                report.within_regions += 1
             plans.append(plan)
             report.tiles_total += plan.grid_total
             report.tiles_on_tissue += len(plan.tiles)

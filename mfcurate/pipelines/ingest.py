@@ -25,6 +25,10 @@ class IngestReport:
     skipped: list[str] = field(default_factory=list)
     #: one line per source pair sharing images (mfcurate.dataset.duplicates)
     duplicates: list[str] = field(default_factory=list)
+    #: region polygons kept (tumour zones, exclusions; mfcurate.regions)
+    n_regions: int = 0
+    #: region polygons repaired with make_valid (their keys)
+    regions_repaired: list[str] = field(default_factory=list)
 
 
 def ingest_source(source: str, root: Path | str, out: Path | str,
@@ -38,12 +42,15 @@ def ingest_source(source: str, root: Path | str, out: Path | str,
     """
     adapter = get_adapter(source)(root, config)
     images, objects = adapter.to_tables()
+    regions = adapter.regions_table()
     ds = Dataset.open(out, create=True)
-    ds.commit_source(source, images, [objects], info=adapter.source_card(), root=root)
+    ds.commit_source(source, images, [objects], info=adapter.source_card(), root=root,
+                     regions=regions)
     dups = [r.line() for r in mark_duplicates(ds, source)]
     return IngestReport(source, images.num_rows, objects.num_rows,
                         list(adapter.missing_images), list(adapter.dropped),
-                        list(adapter.skipped), dups)
+                        list(adapter.skipped), dups, regions.num_rows,
+                        list(adapter.regions_repaired))
 
 
 def _ingest_step(ctx: StepContext, *, sources: list[dict[str, Any]] | None = None,
@@ -57,10 +64,12 @@ def _ingest_step(ctx: StepContext, *, sources: list[dict[str, Any]] | None = Non
         cfg = AdapterConfig(options={k: str(v) for k, v in spec.get("options", {}).items()})
         rep = ingest_source(str(spec["key"]), root, ctx.dataset, cfg)
         out[rep.source] = {"images": rep.n_images, "objects": rep.n_objects,
+                           "regions": rep.n_regions,
                            "missing_images": len(rep.missing_images),
                            "duplicates": rep.duplicates}
+        regions = f", {rep.n_regions} region polygons" if rep.n_regions else ""
         ctx.console.print(f"ingested {rep.source}: {rep.n_images} images, "
-                          f"{rep.n_objects} objects", markup=False)
+                          f"{rep.n_objects} objects{regions}", markup=False)
         for line in rep.duplicates:
             ctx.console.print(line, markup=False)
     return out

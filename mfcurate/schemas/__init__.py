@@ -1,4 +1,4 @@
-"""The mfcurate schema: two Arrow tables, their vocabularies and their validator.
+"""The mfcurate schema: the Arrow tables (images, objects, layer, regions) and their checks.
 
 Coordinates are level-0 pixels, x = column, y = row, origin at the top-left corner of the
 first pixel.  ``bbox_xyxy`` is a float half-open box; ``centroid_xy`` is ``[x, y]``.  Masks are
@@ -11,14 +11,22 @@ from mfcurate.schemas.tables import (
     IMAGES_SCHEMA,
     LAYER_SCHEMA,
     OBJECTS_SCHEMA,
+    REGIONS_SCHEMA,
     SCHEMA_VERSION,
     ImageRecord,
     ObjectRecord,
+    RegionRecord,
     conform,
     images_table,
     objects_table,
+    regions_table,
 )
-from mfcurate.schemas.validate import validate_images, validate_layer, validate_objects
+from mfcurate.schemas.validate import (
+    validate_images,
+    validate_layer,
+    validate_objects,
+    validate_regions,
+)
 from mfcurate.schemas.vocab import (
     COCO_CATEGORY_IDS,
     FIGURE_LABELS,
@@ -28,6 +36,7 @@ from mfcurate.schemas.vocab import (
     MaskOrigin,
     QAFlag,
     QAState,
+    RegionClass,
     Species,
     Split,
 )
@@ -39,6 +48,7 @@ __all__ = [
     "LABEL_NAMES",
     "LAYER_SCHEMA",
     "OBJECTS_SCHEMA",
+    "REGIONS_SCHEMA",
     "SCHEMA_VERSION",
     "ImageRecord",
     "Label",
@@ -47,12 +57,16 @@ __all__ = [
     "ObjectRecord",
     "QAFlag",
     "QAState",
+    "RegionClass",
+    "RegionRecord",
     "Species",
     "Split",
     "conform",
     "images_table",
     "objects_table",
+    "regions_table",
     "validate_images",
     "validate_layer",
     "validate_objects",
+    "validate_regions",
 ]

@@ -12,7 +12,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from mfcurate.schemas.tables import IMAGES_SCHEMA, LAYER_SCHEMA, OBJECTS_SCHEMA, SCHEMA_VERSION
+from mfcurate.schemas.tables import (
+    IMAGES_SCHEMA,
+    LAYER_SCHEMA,
+    OBJECTS_SCHEMA,
+    REGIONS_SCHEMA,
+    SCHEMA_VERSION,
+)
 from mfcurate.schemas.vocab import (
     COCO_CATEGORY_IDS,
     Label,
@@ -20,6 +26,7 @@ from mfcurate.schemas.vocab import (
     MaskOrigin,
     QAFlag,
     QAState,
+    RegionClass,
     Species,
     Split,
 )
@@ -29,6 +36,7 @@ _ENUMS: dict[str, list[str]] = {
     "label_origin": [v.value for v in LabelOrigin],
     "mask_origin": [v.value for v in MaskOrigin],
     "qa_state": [v.value for v in QAState],
+    "region_class": [v.value for v in RegionClass],
     "qa_flags": [v.value for v in QAFlag],
     "species": [v.value for v in Species],
     "split": [v.value for v in Split],
@@ -44,6 +52,8 @@ def _json_type(t: pa.DataType) -> dict[str, Any]:
         return {"type": "number"}
     if pa.types.is_boolean(t):
         return {"type": "boolean"}
+    if pa.types.is_binary(t):
+        return {"type": "string", "contentEncoding": "base64"}
     if pa.types.is_fixed_size_list(t):
         n = t.list_size
         return {"type": "array", "items": _json_type(t.value_type), "minItems": n,
@@ -117,10 +127,12 @@ def schema_markdown() -> str:
         "`harvest`, `detect`) hold whole `objects` rows; layer parts (`refine`, "
         "`harvest-fill`, `review`, `labels`) hold `layer` rows that refine objects of a base "
         "part. The effective row of an object applies the layers by a fixed precedence "
-        "(see docs/dataset.md).",
+        "(see docs/dataset.md). The `regions` table holds the region polygons the sources "
+        "drew (tumour zones, exclusions, HPF ROIs), one row per polygon, as WKB in level-0 "
+        "px.",
         "",
     ]
-    for schema in (IMAGES_SCHEMA, OBJECTS_SCHEMA, LAYER_SCHEMA):
+    for schema in (IMAGES_SCHEMA, OBJECTS_SCHEMA, LAYER_SCHEMA, REGIONS_SCHEMA):
         name = (schema.metadata or {}).get(b"table", b"").decode()
         lines += [f"## `{name}`", "", "| field | Arrow type | required | description |",
                   "|---|---|---|---|"]
@@ -140,7 +152,7 @@ def schema_markdown() -> str:
 def generated_files(repo: Path) -> dict[Path, str]:
     """Every generated file and its content."""
     out = {}
-    for schema in (IMAGES_SCHEMA, OBJECTS_SCHEMA, LAYER_SCHEMA):
+    for schema in (IMAGES_SCHEMA, OBJECTS_SCHEMA, LAYER_SCHEMA, REGIONS_SCHEMA):
         name = (schema.metadata or {}).get(b"table", b"").decode()
         out[repo / "schemas" / f"{name}.schema.json"] = \
             json.dumps(json_schema(schema), indent=2, ensure_ascii=False) + "\n"

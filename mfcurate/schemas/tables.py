@@ -1,4 +1,4 @@
-"""The two Arrow tables of an mfcurate dataset: ``images`` and ``objects``.
+"""The Arrow tables of an mfcurate dataset: ``images``, ``objects``, ``layer``, ``regions``.
 
 Each field carries a one-line description in its Arrow metadata (``b"description"``); the
 JSON Schema in the repository's top-level ``schemas/`` folder and ``docs/schema.md`` are
@@ -125,6 +125,37 @@ LAYER_SCHEMA = pa.schema(
 )
 
 
+#: Region polygons the sources drew on their images (tumour zones, exclusions, HPF ROIs):
+#: one row per polygon, level-0 px, x = column.  Harvest can work inside them.
+REGIONS_SCHEMA = pa.schema(
+    [
+        _f("region_key", pa.string(), False,
+           "Stable unique key: '<image_key>/region/<annotation file stem>/<annotation id>'."),
+        _f("image_key", pa.string(), False, "Key of the image the region lies on."),
+        _f("source", pa.string(), False, "Adapter key of the source."),
+        _f("region_class", pa.string(), False,
+           "Normalised region class (tumour, exclude, necrosis, blurred, hpf_roi, other)."),
+        _f("source_class", pa.string(), True, "The class name as the source wrote it."),
+        _f("geometry_wkb", pa.binary(), False,
+           "Polygon or MultiPolygon as WKB (shapely), level-0 px, x = column; repaired with "
+           "make_valid where the source's polygon was invalid."),
+        _f("bbox_xyxy", pa.list_(pa.float64(), 4), False,
+           "Bounds [x_min, y_min, x_max, y_max] of the geometry, level-0 px (may reach past "
+           "the image: sources draw outside it)."),
+        _f("n_vertices", pa.int64(), False, "Vertices the source stored for the region."),
+        _f("area_px", pa.float64(), False, "Area of the geometry in level-0 px²."),
+        _f("area_um2", pa.float64(), True,
+           "Area in µm² through the image's mpp_x * mpp_y; null if unknown."),
+        _f("repaired", pa.bool_(), False,
+           "True when the source's polygon was invalid and was repaired (make_valid)."),
+        _f("source_file", pa.string(), True,
+           "Annotation file the region was read from, relative to the source root."),
+        _f("source_annotation_id", pa.string(), False, "The region's id in its file."),
+    ],
+    metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), b"table": b"regions"},
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ImageRecord:
     """One row of the ``images`` table (field docs live in :data:`IMAGES_SCHEMA`)."""
@@ -177,6 +208,25 @@ class ObjectRecord:
     extra: str | None = field(default=None)
 
 
+@dataclass(frozen=True, slots=True)
+class RegionRecord:
+    """One row of the ``regions`` table (field docs live in :data:`REGIONS_SCHEMA`)."""
+
+    region_key: str
+    image_key: str
+    source: str
+    region_class: str
+    source_class: str | None
+    geometry_wkb: bytes
+    bbox_xyxy: tuple[float, float, float, float]
+    n_vertices: int
+    area_px: float
+    area_um2: float | None
+    repaired: bool
+    source_file: str | None
+    source_annotation_id: str
+
+
 def _to_columns(records: Iterable[Any], schema: pa.Schema) -> pa.Table:
     names = schema.names
     cols: dict[str, list[Any]] = {n: [] for n in names}
@@ -200,6 +250,11 @@ def objects_table(records: Iterable[ObjectRecord]) -> pa.Table:
     return _to_columns((r if r.source_bbox_xyxy is not None else
                         dataclasses.replace(r, source_bbox_xyxy=r.bbox_xyxy) for r in records),
                        OBJECTS_SCHEMA)
+
+
+def regions_table(records: Iterable[RegionRecord]) -> pa.Table:
+    """Build a ``regions`` table from records (an empty iterable gives an empty table)."""
+    return _to_columns(records, REGIONS_SCHEMA)
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

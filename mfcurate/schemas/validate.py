@@ -13,13 +13,14 @@ import pyarrow.compute as pc
 
 from mfcurate.errors import SchemaValidationError
 from mfcurate.geometry import mask_grid, rle_length
-from mfcurate.schemas.tables import IMAGES_SCHEMA, LAYER_SCHEMA, OBJECTS_SCHEMA
+from mfcurate.schemas.tables import IMAGES_SCHEMA, LAYER_SCHEMA, OBJECTS_SCHEMA, REGIONS_SCHEMA
 from mfcurate.schemas.vocab import (
     Label,
     LabelOrigin,
     MaskOrigin,
     QAFlag,
     QAState,
+    RegionClass,
     Species,
     Split,
 )
@@ -223,3 +224,29 @@ def _check_masks(table: pa.Table, boxes: np.ndarray) -> None:
         raise SchemaValidationError(
             "objects", "mask_rle does not cover its box grid (or has no mask_origin)",
             _keys_where(table, "object_key", bad))
+
+
+def validate_regions(table: pa.Table, images: pa.Table | None = None) -> None:
+    """Validate a ``regions`` table, optionally against the ``images`` it refers to.
+
+    Checks: schema and required columns, unique ``region_key``, the ``region_class``
+    vocabulary, positive finite areas and known image keys.  Geometry validity is the
+    builder's job (:mod:`mfcurate.regions` repairs or drops invalid polygons).
+    """
+    name = "regions"
+    _check_schema(table, REGIONS_SCHEMA, name)
+    _check_unique(table, "region_key", name)
+    _check_vocab(table, "region_class", {v.value for v in RegionClass}, "region_key", name)
+    if table.num_rows == 0:
+        return
+    area = np.asarray(table.column("area_px").to_numpy(zero_copy_only=False), dtype=float)
+    bad = ~np.isfinite(area) | (area <= 0)
+    if bad.any():
+        raise SchemaValidationError(name, "area_px must be positive",
+                                    _keys_where(table, "region_key", bad))
+    if images is not None:
+        idx = pc.index_in(table.column("image_key"), value_set=images.column("image_key"))
+        unknown = np.asarray(pc.is_null(idx).to_numpy(zero_copy_only=False), dtype=bool)
+        if unknown.any():
+            raise SchemaValidationError(name, "image_key not in the images table",
+                                        _keys_where(table, "region_key", unknown))

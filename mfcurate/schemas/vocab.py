@@ -110,6 +110,22 @@ class QAFlag(StrEnum):
     DISK_MASK = "disk_mask"
 
 
+class RegionClass(StrEnum):
+    """Normalised class of a region polygon (``regions`` table, ``region_class``).
+
+    ``tumour`` is where the sources annotated cells; ``exclude``, ``necrosis`` and ``blurred``
+    are cut out of it; ``hpf_roi`` is a selected high-power-field area; ``other`` keeps a
+    region class no rule recognised (its name stays in ``source_class``).
+    """
+
+    TUMOUR = "tumour"
+    EXCLUDE = "exclude"
+    NECROSIS = "necrosis"
+    BLURRED = "blurred"
+    HPF_ROI = "hpf_roi"
+    OTHER = "other"
+
+
 class Species(StrEnum):
     """Species of the specimen."""
 

@@ -19,6 +19,8 @@ class FakeSpec:
             :class:`~mfcurate.errors.SourceFormatError` naming the file.
         empty_image_ids: source image ids that have no annotation (zero rows, right schema).
         options: adapter options (``AdapterConfig.options``) the ingest must use.
+        regions: region polygons per ``region_class`` the adapter must keep (after repair;
+            the dropped ones are not counted).
     """
 
     source: str
@@ -28,3 +30,4 @@ class FakeSpec:
     annotation_files: list[Path] = field(default_factory=list)
     empty_image_ids: list[str] = field(default_factory=list)
     options: dict[str, str] = field(default_factory=dict)
+    regions: dict[str, int] = field(default_factory=dict)

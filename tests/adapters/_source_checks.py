@@ -36,6 +36,13 @@ def ingest(key: str, root: Path, **options: str):  # type: ignore[no-untyped-def
     return a, images, objects
 
 
+def ingest_regions(key: str, root: Path, **options: str):  # type: ignore[no-untyped-def]
+    """Run an adapter including its region files; return (adapter, images, regions)."""
+    a = get_adapter(key)(root, AdapterConfig(options=dict(options)))
+    images, _ = a.to_tables()
+    return a, images, a.regions_table()
+
+
 def label_counts(objects) -> dict[str, int]:  # type: ignore[no-untyped-def]
     return dict(Counter(objects.column("label").to_pylist()))
 
@@ -45,6 +52,8 @@ def check_contract(spec: FakeSpec, tmp_path: Path) -> None:
     _a, images, objects = ingest(spec.source, spec.root, **spec.options)
     assert images.num_rows == spec.n_images
     assert label_counts(objects) == spec.counts
+    _, _, regions = ingest_regions(spec.source, spec.root, **spec.options)
+    assert dict(Counter(regions.column("region_class").to_pylist())) == spec.regions
     _, images2, objects2 = ingest(spec.source, spec.root, **spec.options)
     assert images2.equals(images) and objects2.equals(objects)
     # boxes inside images whose size is known
@@ -75,5 +84,5 @@ def check_contract(spec: FakeSpec, tmp_path: Path) -> None:
         data = target.read_bytes()
         target.write_bytes(data[: len(data) // 2])
         with pytest.raises(SourceFormatError) as err:
-            ingest(spec.source, copy, **spec.options)
+            ingest_regions(spec.source, copy, **spec.options)
         assert target.name in str(err.value)

@@ -10,7 +10,14 @@ import pytest
 
 from mfcurate.adapters import AdapterConfig, all_adapters
 from mfcurate.errors import MfcurateError, SourceNotFoundError
-from mfcurate.schemas import IMAGES_SCHEMA, OBJECTS_SCHEMA, validate_images, validate_objects
+from mfcurate.schemas import (
+    IMAGES_SCHEMA,
+    OBJECTS_SCHEMA,
+    REGIONS_SCHEMA,
+    validate_images,
+    validate_objects,
+    validate_regions,
+)
 from mfcurate.synth.sources import generators
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +45,14 @@ def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 def _tables(key: str, spec) -> tuple[pa.Table, pa.Table]:
     adapter = ADAPTERS[key](spec.root, AdapterConfig(options=dict(spec.options)))
-    return adapter.to_tables()
+    images, objects = adapter.to_tables()
+    regions = adapter.regions_table()  # reads the region files too (CCMCT's Tumorzone)
+    assert regions.schema.equals(REGIONS_SCHEMA)
+    validate_regions(regions, images)
+    counts = {v["values"].as_py(): v["counts"].as_py()
+              for v in pc.value_counts(regions["region_class"])}
+    assert counts == spec.regions, f"{key}: regions {counts} != {spec.regions}"
+    return images, objects
 
 
 def test_schema_counts_and_determinism(generated) -> None:

@@ -40,10 +40,20 @@ def test_cli_harvest_and_errors(small_ds: Path, tmp_path: Path) -> None:
     assert counts["background"] > 50
 
 
+def test_cli_within_falls_back_without_regions(small_ds: Path) -> None:
+    res = _run(str(small_ds), "--tile", str(TILE), "--overlap", str(OVERLAP),
+               "--within", "tumour-region")
+    assert res.returncode == 0, res.stderr
+    out = " ".join(res.stdout.split())
+    assert "harvested 0 images inside their tumour regions" in out
+    assert "1 images have no tumour region and were harvested on all their tissue" in out
+
+
 @pytest.mark.parametrize(("args", "code", "text"), [
     (["--sources", "nope"], 2, "nope"),
     (["--points-per-side", "32"], 2, "checkpoint"),
     (["--near-policy", "keep"], 2, "near_policy"),
+    (["--within", "tumor"], 2, "within"),
     (["--checkpoint", "{tmp}/missing.pth"], 1, "missing.pth"),
 ])
 def test_cli_errors_leave_dataset_unchanged(small_ds: Path, tmp_path: Path, args: list[str],

@@ -53,6 +53,7 @@ def test_paper_recipe_is_the_papers() -> None:
     h = recipe.steps["harvest"]
     assert (h["points_per_side"], h["pred_iou_thresh"], h["stability_score_thresh"],
             h["min_area_um2"], h["max_area_um2"]) == (64, 0.8, 0.8, 2.25, 225.0)
+    assert (h["regions"], h["within"]) == ("annotations", "tumour-region")
     t = recipe.steps["train-classifier"]
     assert (t["lr"], t["epochs"], t["seeds"]) == (1e-3, 30, 5) and t["pretrained"]
     assert t["holdout"] == ["midog++:test"] == recipe.steps["build-patches"]["holdout"]

@@ -180,6 +180,8 @@ class WsiFakePlan:
         like_id: class uid of look-alikes.
         nucleus_classes: ``(class uid, label value)`` given to planted ordinary nuclei.
         region_class: class uid of the region polygons/rectangles.
+        exclude_class: class uid of an "exclude from tumour region" polygon drawn on every
+            slide with cells (None: none).
         options: adapter options the ingest needs.
     """
 
@@ -192,12 +194,20 @@ class WsiFakePlan:
     like_id: int
     nucleus_classes: list[tuple[int, str]]
     region_class: int
+    exclude_class: int | None = None
     options: dict[str, str] = field(default_factory=dict)
+
+#: The exclusion polygon of every slide with cells (level-0 px of the 384 x 256 fake slide).
+EXCLUDE_POLYGON: list[tuple[float, float]] = [(250.0, 10.0), (378.0, 10.0), (378.0, 120.0),
+                                              (250.0, 120.0)]
 
 
 def build_wsi_fake(root: Path, seed: int, plan: WsiFakePlan) -> tuple[Path, dict[str, int],
                                                                       list[str]]:
     """Write slides (``.svs``) and the SlideRunner DB; return (db path, counts, empty ids).
+
+    Regions: a polygon of ``region_class`` on every slide, a rectangle of it on every slide
+    with cells, and (``exclude_class``) the :data:`EXCLUDE_POLYGON` on every slide with cells.
 
     Every planted mitotic figure / look-alike becomes a type-1 spot at its centroid
     (rounded to 0.5 px, so some coordinates are REAL); planted nuclei take the
@@ -241,6 +251,8 @@ def build_wsi_fake(root: Path, seed: int, plan: WsiFakePlan) -> tuple[Path, dict
         if empty:
             continue
         add(s_idx, 2, plan.region_class, [(20.0, 20.0), (200.0, 150.0)])
+        if plan.exclude_class is not None:
+            add(s_idx, 3, plan.exclude_class, list(EXCLUDE_POLYGON))
         add(s_idx, 4, 0, [(30.0, 40.0)])
         add(s_idx, 1, 0, [(60.0, 70.0)], [(1, 0)])
         nuc_i = 0
@@ -267,3 +279,46 @@ def build_wsi_fake(root: Path, seed: int, plan: WsiFakePlan) -> tuple[Path, dict
                               seed=seed)
     empty_ids = [Path(plan.slides[-1]).stem]
     return db, counts, empty_ids
+
+
+def write_tumorzone_db(path: Path, slides: list[str], seed: int = 0) -> dict[str, int]:
+    """The CCMCT Tumorzone database of the fake slides (old schema, German class names).
+
+    As the real ``MITOS_WSI_CCMCT_Tumorzone.sqlite``: classes ``1 Tumorzone``, ``2
+    Nekrosezone``, ``3 unscharfe scan-area``, ``4 nicht tumorgewebe excludieren``; per slide a
+    tumour polygon reaching past the left edge (x = -6), a necrosis polygon and an exclusion
+    polygon inside it, and unlabelled type-4 special spots (``agreedClass`` 0).  Traps on the
+    first slide: a self-intersecting (bow-tie) blurred polygon (repaired with make_valid), a
+    two-vertex tumour polygon (dropped) and a type-1 spot of class ``Tumorzone`` (never a
+    cell).
+
+    Returns:
+        Region polygons per normalised class that the adapter must keep.
+    """
+    classes = {1: "Tumorzone", 2: "Nekrosezone", 3: "unscharfe scan-area",
+               4: "nicht tumorgewebe excludieren"}
+    anns: list[FakeAnnotation] = []
+    counts: dict[str, int] = {}
+
+    def add(slide: int, typ: int, agreed: int, coords: list[tuple[float, float]],
+            kind: str | None = None) -> None:
+        anns.append(FakeAnnotation(len(anns) + 1, slide, typ, agreed, coords))
+        if kind is not None:
+            counts[kind] = counts.get(kind, 0) + 1
+
+    for s_idx, _name in enumerate(slides, start=1):
+        add(s_idx, 3, 1, [(-6.0, 0.0), (240.0, 0.0), (260.0, 130.0), (240.0, 256.0),
+                          (0.0, 256.0)], "tumour")
+        add(s_idx, 3, 2, [(20.0, 180.0), (70.0, 180.0), (70.0, 240.0), (20.0, 240.0)],
+            "necrosis")
+        add(s_idx, 3, 4, [(150.0, 20.0), (220.0, 20.0), (220.0, 90.0), (150.0, 90.0)],
+            "exclude")
+        for k in range(3):
+            add(s_idx, 4, 0, [(40.0 + 50 * k, 60.0)])
+    add(1, 3, 3, [(100.0, 150.0), (160.0, 210.0), (160.0, 150.0), (100.0, 210.0)], "blurred")
+    add(1, 3, 1, [(10.0, 10.0), (30.0, 30.0)])
+    add(1, 1, 1, [(50.0, 50.0)])
+    write_sliderunner_db(path, schema="old", slides=[FakeSlide(i, n) for i, n in
+                                                     enumerate(slides, start=1)],
+                         classes=classes, persons={1: "expert 1"}, annotations=anns, seed=seed)
+    return counts

@@ -2,14 +2,20 @@
 
 The classes are the CCMCT ODAEL ids: 1 granulocyte, 2 mitotic figure, 3 tumour cell,
 7 mitotic figure look-alike, plus the region class ``Tumorzone``; granulocytes and tumour
-cells are planted on ordinary nuclei.  ``c91a842257ed2add5134`` is a test slide.
+cells are planted on ordinary nuclei.  ``c91a842257ed2add5134`` is a test slide.  The
+tumour zones come, as in the real source, in a separate old-schema
+``MITOS_WSI_CCMCT_Tumorzone.sqlite`` (:func:`write_tumorzone_db`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mfcurate.synth.sources._sliderunner_fake import WsiFakePlan, build_wsi_fake
+from mfcurate.synth.sources._sliderunner_fake import (
+    WsiFakePlan,
+    build_wsi_fake,
+    write_tumorzone_db,
+)
 from mfcurate.synth.spec import FakeSpec
 
 KEY = "ccmct"
@@ -33,5 +39,11 @@ def generate(root: Path, seed: int = 0, schema: str = "old") -> FakeSpec:
         classes={1: "Granulocyte", 2: "Mitotic figure", 3: "Tumor cell",
                  7: "Mitotic figure lookalike", 8: "Tumorzone"})
     db, counts, empty = build_wsi_fake(root, seed, plan)
+    zones = root / "MITOS_WSI_CCMCT_Tumorzone.sqlite"
+    regions = write_tumorzone_db(zones, list(SPLITS), seed)
+    # the ODAEL file's own region traps (class "Tumorzone"): a polygon per slide, a
+    # rectangle per slide with cells
+    regions["tumour"] += 2 * len(SPLITS) - len(empty)
     return FakeSpec(source=KEY, root=root, n_images=len(SPLITS), counts=counts,
-                    annotation_files=[db], empty_image_ids=empty, options={})
+                    annotation_files=[db, zones], empty_image_ids=empty, options={},
+                    regions=regions)
