@@ -65,7 +65,8 @@ def transfer_objects(
     are clipped and flagged ``outside_he``.  Flags: ``registration_residual`` (local residual
     above ``max_residual_um`` or unknown), ``registration_fallback`` (the local fit failed and
     was filled from neighbours), ``registration_failed_region`` (the refinement region
-    failed its QA), ``area_changed`` (area changed by more than 30 %).
+    failed its QA), ``area_changed`` (area changed by more than 30 %), ``multi_component``
+    (a multi-part figure: DAB components joined on the pHH3, see :mod:`.dab`).
     """
     W, H = he_size
     out: list[TransferredObject] = []
@@ -92,6 +93,8 @@ def transfer_objects(
             flags.append("registration_failed_region")
         if abs(area - ob.area_px) > 0.3 * ob.area_px:
             flags.append("area_changed")
+        if ob.n_parts > 1:  # the masses of one figure joined on the pHH3, for review
+            flags.append("multi_component")
         ys, xs = np.nonzero(ob.mask)
         pbox = (float(ob.offset_xy[0] + xs.min()), float(ob.offset_xy[1] + ys.min()),
                 float(ob.offset_xy[0] + xs.max() + 1), float(ob.offset_xy[1] + ys.max() + 1))
