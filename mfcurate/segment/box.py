@@ -11,12 +11,13 @@ from typing import Any
 
 from mfcurate.errors import UsageError
 from mfcurate.segment import BoxSegmenter
+from mfcurate.segment.spec import DEFAULT_SAM_MODEL
 
 SEGMENTER_KINDS = ("classical", "sam")
 
 
 def make_box_segmenter(kind: str = "classical", checkpoint: Path | str | None = None,
-                       model_type: str = "vit_b", device: str = "cpu",
+                       model_type: str = DEFAULT_SAM_MODEL, device: str = "auto",
                        **options: Any) -> BoxSegmenter:
     """Build a box segmenter.
 
@@ -24,7 +25,7 @@ def make_box_segmenter(kind: str = "classical", checkpoint: Path | str | None = 
         kind: ``"classical"`` (haematoxylin OD, no weights) or ``"sam"``.
         checkpoint: SAM checkpoint file (required for ``"sam"``).
         model_type: ``vit_h``, ``vit_l``, ``vit_b`` or ``tiny`` (tests).
-        device: torch device for SAM (``cpu``, ``cuda``, ``cuda:1``...).
+        device: torch device for SAM (``auto``: CUDA when available; ``cpu``, ``cuda``...).
         **options: passed to the segmenter's constructor (e.g. ``box_fit="tight"`` for the
             classical one, ``pad_frac`` or ``batch_size`` for SAM).
 
@@ -41,6 +42,8 @@ def make_box_segmenter(kind: str = "classical", checkpoint: Path | str | None = 
             raise UsageError("the SAM segmenter needs a checkpoint (--sam-checkpoint PATH)")
         from mfcurate.segment.box_sam import SamBoxSegmenter
         from mfcurate.segment.sam_models import load_sam
+        from mfcurate.segment.spec import resolve_device
 
-        return SamBoxSegmenter(load_sam(checkpoint, model_type, device), **options)
+        return SamBoxSegmenter(load_sam(checkpoint, model_type, resolve_device(device)),
+                               **options)
     raise UsageError(f"unknown segmenter {kind!r}; choose one of {', '.join(SEGMENTER_KINDS)}")

@@ -64,7 +64,18 @@ def _objects() -> list[TransferredObject]:
                               0.1, [])]
 
 
-def test_refinement_uses_the_box_segmenter(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def fresh_segmenters():
+    """The worker segmenter cache emptied before and after (a test double must not stay)."""
+    from mfcurate.segment.spec import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
+def test_refinement_uses_the_box_segmenter(monkeypatch: pytest.MonkeyPatch,
+                                           fresh_segmenters) -> None:
     calls = []
 
     class Disk:
@@ -78,19 +89,33 @@ def test_refinement_uses_the_box_segmenter(monkeypatch: pytest.MonkeyPatch) -> N
             return [Instance(m, (0, 0), 0.8, None, "classical")]
 
     fake = types.ModuleType("mfcurate.segment.box")
-    fake.make_box_segmenter = lambda kind, checkpoint=None, model_type="vit_b", device="cpu": Disk()  # type: ignore[attr-defined]
+    built = []
+
+    def make(kind, checkpoint=None, model_type="vit_h", device="auto"):
+        built.append((kind, model_type, device))
+        return Disk()
+
+    fake.make_box_segmenter = make  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "mfcurate.segment.box", fake)
     img = ArrayImage(np.full((300, 300, 3), 200, np.uint8), 0.5)
     out = refine_with_segmenter(_objects(), img, 0.5, "classical")
     assert calls and calls[0][2] == 0.5
+    # built through SegmenterSpec: the paper's ViT-H default, device auto resolved
+    assert built == [("classical", "vit_h", "cuda" if _cuda() else "cpu")]
     o = out[0]
     assert o.mask_origin == "classical" and o.mask_score == 0.8
     assert o.area_px != 36  # the disk replaced the square
     assert abs(o.centroid_xy[0] - 106.0) < 1.0 and abs(o.centroid_xy[1] - 106.0) < 1.0
 
 
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def test_refinement_without_the_segmenter_module_is_a_clear_error(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, fresh_segmenters) -> None:
     monkeypatch.setitem(sys.modules, "mfcurate.segment.box", None)
     img = ArrayImage(np.full((300, 300, 3), 200, np.uint8), 0.5)
     with pytest.raises(DependencyNotFoundError, match="refine none"):
