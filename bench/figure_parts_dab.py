@@ -38,7 +38,8 @@ def main() -> None:
         mask = tissue_mask(p.phh3)
         vis = p.truth.visible_mitoses()
         pad = 2.0 / p.truth.mpp
-        boxes = np.array([p.truth.mitoses[i].bbox_xyxy for i in vis]) + [-pad, -pad, pad, pad]
+        grow = np.array([-pad, -pad, pad, pad])
+        boxes = np.array([p.truth.mitoses[i].bbox_xyxy for i in vis]) + grow
         nparts = [p.truth.mitoses[i].n_parts for i in vis]
         for name, rule in (("off", PartGrouping(max_parts=1)), ("on", PartGrouping())):
             objs = detect_dab(img, p.truth.mpp, mask, 1.0,

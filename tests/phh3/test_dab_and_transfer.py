@@ -13,8 +13,8 @@ from mfcurate.io.reader import ArrayImage
 from mfcurate.registration.channels import HED_STAINS, estimate_dab_vector, tissue_mask
 from mfcurate.registration.dab import DabOptions, detect_dab
 from mfcurate.registration.transfer import TransferredObject, refine_with_segmenter
-from mfcurate.segment.figure_parts import PartGrouping
 from mfcurate.segment import Instance
+from mfcurate.segment.figure_parts import PartGrouping
 from mfcurate.synth.phh3_pair import make_pair
 
 
@@ -198,6 +198,6 @@ def test_two_mass_figure_is_one_object_two_nuclei_stay_two() -> None:
                              (200, 200))
     fig_he = next(m for m in moved if m.centroid_xy[0] < 100)
     assert "multi_component" in fig_he.qa_flags
-    x0, y0, w, h = mask_grid(fig_he.bbox_xyxy)
+    _x0, _y0, w, h = mask_grid(fig_he.bbox_xyxy)
     assert count_parts(decode_mask(fig_he.mask_rle, h, w)) == 2
     assert all("multi_component" not in m.qa_flags for m in moved if m is not fig_he)

@@ -165,7 +165,7 @@ def test_multi_part_figures_are_one_object_each(pairs, batch) -> None:
                     and y0 - pad <= r["he_y"] <= y1 + pad]
             assert len(hits) == 1, (name, i, len(hits))
             r = hits[0]
-            gx, gy, w, h = mask_grid((r["he_x0"], r["he_y0"], r["he_x1"], r["he_y1"]))
+            _gx, _gy, w, h = mask_grid((r["he_x0"], r["he_y0"], r["he_x1"], r["he_y1"]))
             assert count_parts(decode_mask(r["mask_rle"], h, w)) >= 2
             assert "multi_component" in r["qa_flags"]
     assert n_multi >= 4  # the synthetic pairs plant multi-part figures
