@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mfcurate.classifier.patches import PatchConfig, resample_patch
+from mfcurate.geometry import encode_mask
 from mfcurate.segment import AutoSegmenter
 from mfcurate.tiling import Tile, TileGrid
 
@@ -43,7 +44,13 @@ _END = object()
 
 @dataclass
 class Candidate:
-    """One segmented object in level-0 coordinates, with its ensemble score once classified."""
+    """One segmented object in level-0 coordinates, with its ensemble score once classified.
+
+    ``mask_rle`` is the tight mask (compressed COCO RLE) on the level-0 grid ``mask_grid``
+    ``(x0, y0, w, h)``, kept compact so that the parts of one figure can be joined after
+    classification (:func:`mfcurate.classifier.detect.join_figure_parts`); ``n_parts`` is
+    the number of candidates joined into this one.
+    """
 
     x: float
     y: float
@@ -52,6 +59,9 @@ class Candidate:
     origin: str
     score: float = float("nan")
     member_scores: tuple[float, ...] = ()
+    mask_rle: str = ""
+    mask_grid: tuple[int, int, int, int] = (0, 0, 0, 0)
+    n_parts: int = 1
 
 
 def assign_scores(cands: Sequence[Candidate], scores: npt.NDArray[np.float64]) -> None:
@@ -74,12 +84,14 @@ class TileTimes:
 
     ``read`` runs in the reader thread and ``classify`` in the classifier thread, both
     overlapped with ``segment`` (segmentation, seam rule) and ``cut`` (patch resampling) in
-    the calling thread, so ``wall`` is less than their sum.
+    the calling thread, so ``wall`` is less than their sum.  ``figures_joined`` counts the
+    figures made of two or more joined candidates (multi-part figures).
     """
 
     tiles: int = 0
     tiles_failed: int = 0
     candidates: int = 0
+    figures_joined: int = 0
     read: float = 0.0
     segment: float = 0.0
     cut: float = 0.0
@@ -139,18 +151,21 @@ def tile_candidates(arr: npt.NDArray[np.uint8], margin: int, tile: Tile,
         ox, oy = tx + inst.offset_xy[0], ty + inst.offset_xy[1]
         box = (ox + cols[0], oy + rows[0], ox + cols[-1] + 1, oy + rows[-1] + 1)
         if grid.keep(box, tile, selected):
-            kept.append((inst, ox, oy))
+            kept.append((inst, ox, oy, rows, cols))
     t_seg = time.perf_counter() - t0
     read = array_reader(arr, tx - margin, ty - margin)
     cands: list[Candidate] = []
     rgbs: list[npt.NDArray[np.uint8]] = []
     masks: list[npt.NDArray[np.uint8]] = []
-    for inst, ox, oy in kept:
+    for inst, ox, oy, rows, cols in kept:
         ys, xs = np.nonzero(inst.mask)
         cx, cy = ox + xs.mean() + 0.5, oy + ys.mean() + 0.5
         rgb, m = resample_patch(read, (cx, cy), mpp, patch, inst.mask.astype(bool), (ox, oy))
+        tight = inst.mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         cands.append(Candidate(float(cx), float(cy), int(xs.size), float(inst.score),
-                               inst.origin))
+                               inst.origin, mask_rle=encode_mask(tight),
+                               mask_grid=(int(ox + cols[0]), int(oy + rows[0]),
+                                          int(tight.shape[1]), int(tight.shape[0]))))
         rgbs.append(rgb)
         masks.append(m)
     return cands, rgbs, masks, t_seg

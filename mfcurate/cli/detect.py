@@ -17,6 +17,7 @@ from mfcurate.cli._common import (
     reports_errors,
 )
 from mfcurate.cli._select import ImagesOpt, SourceOpt, SpeciesOpt, TumourOpt, selection_options
+from mfcurate.segment.figure_parts import DEFAULT_PART_GAP_UM
 
 
 def register(app: typer.Typer) -> None:
@@ -56,6 +57,10 @@ def detect(
     threshold: Annotated[float, typer.Option(
         callback=probability, help="Decision threshold on mean P(MF).")] = 0.5,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    part_gap_um: Annotated[float, typer.Option(
+        help="Mitotic-figure candidates whose masks are closer than this (µm) are the "
+             "masses of one multi-part figure (anaphase/telophase), joined into one "
+             "detection; negative: never join.")] = DEFAULT_PART_GAP_UM,
     mpp: Annotated[float | None, typer.Option(
         callback=mpp_value, help="µm/px of images that have none.")] = None,
     device: Annotated[str, typer.Option(
@@ -94,7 +99,7 @@ def detect(
     if segmenter == "sam":
         seg.update(checkpoint=str(sam_checkpoint), model_type=sam_model, device=device)
     cfg = DetectConfig(tile=tile, overlap=overlap, threshold=threshold, batch_size=batch_size,
-                       all_tiles=all_tiles, device=device)
+                       all_tiles=all_tiles, device=device, part_gap_um=part_gap_um)
     with progress_callback("detect", total=len(jobs), unit="candidates") as advance:
         rep = run_detection(jobs, models, out, cfg=cfg, segmenter=seg, workers=workers,
                             scheduler=scheduler, progress=advance)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mfcurate.cli._common import SchedulerOpt, WorkersOpt, console, err_console, reports_errors
+from mfcurate.segment.figure_parts import DEFAULT_PART_GAP_UM
+from mfcurate.segment.spec import DEFAULT_SAM_MODEL
 
 if TYPE_CHECKING:
     from mfcurate.registration.pair import PairResult, RegisterOptions
@@ -50,8 +52,10 @@ def register_phh3(
                       ] = "none",
     sam_checkpoint: Annotated[Path | None, typer.Option(help="SAM checkpoint for --refine sam."
                                                         )] = None,
-    sam_model: Annotated[str, typer.Option(help="SAM model type: vit_b, vit_l, vit_h.")
-                         ] = "vit_b",
+    sam_model: Annotated[str, typer.Option(help="SAM model type: vit_h (the paper's), vit_l, "
+                                                 "vit_b, tiny.")] = DEFAULT_SAM_MODEL,
+    device: Annotated[str, typer.Option(
+        help="Torch device for SAM; auto: CUDA when available.")] = "auto",
     allow_mirror: Annotated[bool, typer.Option(help="Accept a pHH3 slide scanned mirrored.")
                             ] = True,
     refine_mpp: Annotated[float, typer.Option(help="µm/px of the optical-flow refinement "
@@ -60,6 +64,10 @@ def register_phh3(
     dab_threshold: Annotated[float, typer.Option(help="DAB OD threshold (deconv).")] = 0.25,
     min_area_um2: Annotated[float, typer.Option(help="Smallest object, µm².")] = 8.0,
     max_area_um2: Annotated[float, typer.Option(help="Largest object, µm².")] = 250.0,
+    part_gap_um: Annotated[float, typer.Option(
+        help="DAB components closer than this (µm, mask to mask) are the masses of one "
+             "multi-part figure (anaphase/telophase), joined and flagged multi_component; "
+             "0 joins only touching masks.")] = DEFAULT_PART_GAP_UM,
     max_residual_um: Annotated[float, typer.Option(help="Flag objects whose local registration "
                                                         "residual exceeds this (µm).")] = 2.0,
     mpp: Annotated[float | None, typer.Option(help="µm/px for slides whose file gives none.")
@@ -78,9 +86,14 @@ def register_phh3(
     """Register pHH3 re-stains to H&E slides."""
     _check_values(method, channel, refine, sam_checkpoint, refine_mpp, pairs, he_slide,
                   phh3_slide)
+    if part_gap_um < 0:
+        from mfcurate.errors import UsageError
+
+        raise UsageError("--part-gap-um must be >= 0")
     opts = _options(
         method=method, channel=channel, allow_mirror=allow_mirror, refine=refine,
-        sam_checkpoint=sam_checkpoint, sam_model=sam_model, refine_mpp=refine_mpp,
+        sam_checkpoint=sam_checkpoint, sam_model=sam_model, device=device,
+        part_gap_um=part_gap_um, refine_mpp=refine_mpp,
         dab_threshold=dab_threshold, min_area_um2=min_area_um2, max_area_um2=max_area_um2,
         max_residual_um=max_residual_um, overlays=overlays, tumour_type=tumour_type,
         species=species, mpp=mpp, force=force)
@@ -124,20 +137,23 @@ def _check_values(method: str, channel: str, refine: str, sam_checkpoint: Path |
 
 
 def _options(*, method: str, channel: str, allow_mirror: bool, refine: str,
-             sam_checkpoint: Path | None, sam_model: str, refine_mpp: float,
-             dab_threshold: float, min_area_um2: float, max_area_um2: float,
+             sam_checkpoint: Path | None, sam_model: str, device: str, part_gap_um: float,
+             refine_mpp: float, dab_threshold: float, min_area_um2: float, max_area_um2: float,
              max_residual_um: float, overlays: int, tumour_type: str | None,
              species: str | None, mpp: float | None, force: bool) -> RegisterOptions:
     """Build the library's :class:`RegisterOptions` from the command-line values."""
     from mfcurate.registration.dab import DabOptions
     from mfcurate.registration.pair import RegisterOptions
     from mfcurate.registration.refine import RefineOptions
+    from mfcurate.segment.figure_parts import PartGrouping
 
     return RegisterOptions(
         method=method, channel=channel, allow_mirror=allow_mirror, refine_masks=refine,
         sam_checkpoint=str(sam_checkpoint) if sam_checkpoint else None, sam_model=sam_model,
+        device=device,
         dab=DabOptions(method=method, dab_threshold=dab_threshold, min_area_um2=min_area_um2,
-                       max_area_um2=max_area_um2),
+                       max_area_um2=max_area_um2,
+                       grouping=PartGrouping(max_gap_um=part_gap_um)),
         refine=RefineOptions(ref_mpp=refine_mpp),
         max_residual_um=max_residual_um, overlays=overlays, tumour_type=tumour_type,
         species=species, default_mpp=mpp, force=force)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mfcurate.pipelines.steps import StepContext, step
+from mfcurate.segment.figure_parts import DEFAULT_PART_GAP_UM
 
 #: The paper's values where they differ from the library defaults (5 seeds per run).
 _PAPER: dict[str, dict[str, Any]] = {"patches": {}, "train": {"seeds": 5}, "detect": {}}
@@ -162,8 +163,12 @@ def detect_step(ctx: StepContext, *, out: str = "detections", split: str = "test
                 sam_checkpoint: str | None = None, sam_model: str = "vit_h",
                 device: str | None = None, preset: str | None = None, with_val: bool = True,
                 only_sources: list[str] | None = None, species: list[str] | None = None,
-                tumour_types: list[str] | None = None) -> dict[str, Any]:
-    """Detect on the images of ``split`` (plus the run's validation images, for tuning)."""
+                tumour_types: list[str] | None = None,
+                part_gap_um: float = DEFAULT_PART_GAP_UM) -> dict[str, Any]:
+    """Detect on the images of ``split`` (plus the run's validation images, for tuning).
+
+    ``part_gap_um``: figure candidates closer than this (µm) are one multi-part figure.
+    """
     from mfcurate.classifier.detect import DetectConfig, dataset_jobs, run_detection
     from mfcurate.dataset import Selection
 
@@ -183,7 +188,8 @@ def detect_step(ctx: StepContext, *, out: str = "detections", split: str = "test
     if sam_checkpoint:
         seg.update(checkpoint=sam_checkpoint, model_type=sam_model, device=device)
     cfg = DetectConfig(tile=int(o.get("tile", 1024)), overlap=int(o.get("overlap", 128)),
-                       threshold=threshold, all_tiles=all_tiles, device=device)
+                       threshold=threshold, all_tiles=all_tiles, device=device,
+                       part_gap_um=part_gap_um)
     rep = run_detection(jobs, models, _path(ctx, out), cfg=cfg, segmenter=seg,
                         workers=ctx.workers, scheduler=ctx.scheduler)
     ctx.state["detections_csv"] = str(rep.detections_csv)

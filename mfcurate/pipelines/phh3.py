@@ -27,6 +27,8 @@ import pyarrow.parquet as pq
 from mfcurate.errors import MfcurateError, UsageError
 from mfcurate.pipelines.steps import StepContext, step
 from mfcurate.registration.pair import RegisterOptions, register_pair
+from mfcurate.segment.figure_parts import DEFAULT_PART_GAP_UM
+from mfcurate.segment.spec import DEFAULT_SAM_MODEL
 
 SLIDE_SUFFIXES = {".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".vms", ".bif", ".png",
                   ".jpg", ".jpeg"}
@@ -172,12 +174,16 @@ def register_phh3_step(ctx: StepContext, pairs: str | None = None, out: str | No
                        synthetic_pairs: int = 1, size: int = 1536,
                        counterstain: str = "eosin", method: str = "deconv",
                        ingest: bool = True, sam_checkpoint: str | None = None,
-                       sam_model: str = "vit_b", refine: str = "none") -> dict[str, Any]:
+                       sam_model: str = DEFAULT_SAM_MODEL, refine: str = "none",
+                       device: str = "auto",
+                       part_gap_um: float = DEFAULT_PART_GAP_UM) -> dict[str, Any]:
     """Register pHH3/H&E pairs and ingest the result as source ``phh3``.
 
     Without ``pairs``, ``synthetic_pairs`` synthetic pairs of ``size`` px are generated in the
     run's work folder (the demo).  ``sam_checkpoint`` and ``sam_model`` (as the demo passes
-    them) refine the transferred masks with SAM; ``refine`` may also ask for ``classical``.
+    them; default ViT-H) refine the transferred masks with SAM on ``device`` (``auto``: CUDA
+    when available); ``refine`` may also ask for ``classical``.  ``part_gap_um``: DAB
+    components closer than this are the masses of one multi-part figure (joined).
     """
     from mfcurate.synth.phh3_pair import make_pair, write_pair
 
@@ -195,8 +201,13 @@ def register_phh3_step(ctx: StepContext, pairs: str | None = None, out: str | No
         pairs_dir = Path(pairs)
     if sam_checkpoint:
         refine = "sam"
+    from mfcurate.registration.dab import DabOptions
+    from mfcurate.segment.figure_parts import PartGrouping
+
     opts = RegisterOptions(method=method, overlays=2, refine_masks=refine,
-                           sam_checkpoint=sam_checkpoint, sam_model=sam_model)
+                           sam_checkpoint=sam_checkpoint, sam_model=sam_model, device=device,
+                           dab=DabOptions(method=method,
+                                          grouping=PartGrouping(max_gap_um=part_gap_um)))
     rows = register_batch(pairs_dir, out_p, opts,
                           workers=ctx.workers, scheduler=ctx.scheduler)
     ok = [r for r in rows if r["status"] == "ok"]

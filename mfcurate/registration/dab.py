@@ -12,24 +12,37 @@ Two rules:
 Then morphology (opening, hole filling), area limits in µm² and a compactness limit (the
 standard deviation of the object's pixel positions), per level-0 tile with an overlap, so
 objects on tile borders are found once.  Masks are level-0 pHH3 pixels.
+
+The DAB components of one multi-part figure (the two chromatin masses of an anaphase or
+telophase, the three of a tripolar figure) are then joined into one object with a
+multi-part mask (:func:`mfcurate.segment.figure_parts.join_figures`, after all tiles, so
+masses on both sides of a tile edge are joined too).  A component counts as a possible
+part from ``min_part_area_um2``; the area limits (``min_area_um2``, ``max_area_um2``) apply
+to the joined figure, the compactness limit to each part.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from mfcurate.segment.figure_parts import PartGrouping, join_figures
 from mfcurate.stain import HED_STAINS, deconvolve
 
 
 @dataclass
 class DabOptions:
-    """Detection options (units in the names)."""
+    """Detection options (units in the names).
+
+    ``grouping`` says when DAB components are the parts of one figure
+    (:class:`mfcurate.segment.figure_parts.PartGrouping`; ``max_parts = 1`` turns joining
+    off); ``min_part_area_um2`` is the smallest component that can be such a part.
+    """
 
     method: str = "deconv"
     dab_threshold: float = 0.25
@@ -39,6 +52,8 @@ class DabOptions:
     max_spread_um: float = 7.5
     tile: int = 2048
     margin: int = 48
+    min_part_area_um2: float = 3.0
+    grouping: PartGrouping = field(default_factory=PartGrouping)
 
 
 @dataclass
@@ -50,12 +65,14 @@ class DabObject:
         offset_xy: level-0 position of ``mask[0, 0]``.
         area_px: pixels in the mask.
         dab_mean: mean DAB OD inside (NaN for the ``rgb`` rule).
+        n_parts: DAB components joined into this object (2+ for a multi-part figure).
     """
 
     mask: npt.NDArray[np.bool_]
     offset_xy: tuple[int, int]
     area_px: int
     dab_mean: float
+    n_parts: int = 1
 
     @property
     def centroid_xy(self) -> tuple[float, float]:
@@ -95,6 +112,8 @@ def detect_dab(
 ) -> list[DabObject]:
     """Find DAB-positive objects on the pHH3 slide, tile by tile at level 0, over tissue.
 
+    The components of one multi-part figure come back as one object (:func:`join_parts`).
+
     Args:
         img: pHH3 image source.
         mpp: its level-0 µm/px.
@@ -105,22 +124,14 @@ def detect_dab(
         progress: called once per tile.
 
     Returns:
-        Objects in a deterministic order (row-major by tile, then by label).
+        Objects in a deterministic order (by their first component: row-major by tile,
+        then by label).
     """
-    import cv2
-    from scipy.ndimage import binary_fill_holes
-
     o = options or DabOptions()
-    px_um2 = mpp * mpp
-    min_a = o.min_area_um2 / px_um2
-    max_a = o.max_area_um2 / px_um2
-    max_spread = o.max_spread_um / mpp
-    k = max(1, round(0.5 / mpp))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
-    out: list[DabObject] = []
+    parts: list[DabObject] = []
     ys, xs = np.nonzero(mask_low)
     if len(xs) == 0:
-        return out
+        return parts
     bx0, by0 = int(xs.min() * low_scale), int(ys.min() * low_scale)
     bx1 = min(img.width, math.ceil((xs.max() + 1) * low_scale))
     by1 = min(img.height, math.ceil((ys.max() + 1) * low_scale))
@@ -137,24 +148,70 @@ def detect_dab(
             size_x = min(o.tile, bx1 - x0) + 2 * o.margin
             size_y = min(o.tile, by1 - y0) + 2 * o.margin
             rgb = img.read_region(rx, ry, size_x, size_y, level=0)
-            pos, dab = positive_mask(rgb, o, stains)
-            opened = cv2.morphologyEx(pos.astype(np.uint8), cv2.MORPH_OPEN, kernel)
-            n, lab, stats, cents = cv2.connectedComponentsWithStats(opened, connectivity=8)
-            for i in range(1, n):
-                if stats[i, cv2.CC_STAT_AREA] > max_a:
-                    continue
-                l0, t0 = stats[i, cv2.CC_STAT_LEFT], stats[i, cv2.CC_STAT_TOP]
-                w, h = stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]
-                m = binary_fill_holes(lab[t0:t0 + h, l0:l0 + w] == i)
-                area = int(m.sum())
-                if area < min_a or area > max_a:
-                    continue
-                cx, cy = cents[i]
-                if not (o.margin <= cx < o.margin + o.tile and o.margin <= cy < o.margin + o.tile):
-                    continue  # the neighbouring tile owns it
-                yy, xx = np.nonzero(m)
-                if math.sqrt(float(xx.var() + yy.var())) > max_spread:
-                    continue
-                dm = float(dab[t0:t0 + h, l0:l0 + w][m].mean()) if dab is not None else float("nan")
-                out.append(DabObject(m, (int(rx + l0), int(ry + t0)), area, dm))
+            parts.extend(_tile_parts(rgb, (rx, ry), mpp, o, stains))
+    return join_parts(parts, mpp, o)
+
+
+def _tile_parts(rgb: npt.NDArray[np.uint8], origin_xy: tuple[int, int], mpp: float,
+                o: DabOptions, stains: npt.NDArray[np.float64]) -> list[DabObject]:
+    """DAB components of one tile read with ``o.margin`` px around it (level-0 px).
+
+    A component is kept when its centroid lies in the tile proper (not the margin), its
+    area is between ``min_part_area_um2`` and ``max_area_um2`` and its spread at most
+    ``max_spread_um``.
+    """
+    import cv2
+    from scipy.ndimage import binary_fill_holes
+
+    px_um2 = mpp * mpp
+    min_a = min(o.min_part_area_um2, o.min_area_um2) / px_um2
+    max_a = o.max_area_um2 / px_um2
+    max_spread = o.max_spread_um / mpp
+    k = max(1, round(0.5 / mpp))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+    pos, dab = positive_mask(rgb, o, stains)
+    opened = cv2.morphologyEx(pos.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    n, lab, stats, cents = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    out: list[DabObject] = []
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] > max_a:
+            continue
+        l0, t0 = stats[i, cv2.CC_STAT_LEFT], stats[i, cv2.CC_STAT_TOP]
+        w, h = stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]
+        m = binary_fill_holes(lab[t0:t0 + h, l0:l0 + w] == i)
+        area = int(m.sum())
+        if area < min_a or area > max_a:
+            continue
+        cx, cy = cents[i]
+        if not (o.margin <= cx < o.margin + o.tile and o.margin <= cy < o.margin + o.tile):
+            continue  # the neighbouring tile owns it
+        yy, xx = np.nonzero(m)
+        if math.sqrt(float(xx.var() + yy.var())) > max_spread:
+            continue
+        dm = float(dab[t0:t0 + h, l0:l0 + w][m].mean()) if dab is not None else float("nan")
+        out.append(DabObject(m, (int(origin_xy[0] + l0), int(origin_xy[1] + t0)), area, dm))
+    return out
+
+
+def join_parts(parts: list[DabObject], mpp: float, o: DabOptions) -> list[DabObject]:
+    """Join the DAB components of one figure; keep figures of the allowed area.
+
+    Components are joined by :func:`mfcurate.segment.figure_parts.join_figures` under
+    ``o.grouping``; figures of ``min_area_um2`` to ``max_area_um2`` are kept.  A joined
+    object's mask is the union of its parts on their joint box, ``dab_mean`` the
+    area-weighted mean and ``n_parts`` the number of components.
+    """
+    px_um2 = mpp * mpp
+    out: list[DabObject] = []
+    for f in join_figures([p.mask for p in parts], [p.offset_xy for p in parts], mpp,
+                          o.grouping):
+        if not o.min_area_um2 <= f.area_px * px_um2 <= o.max_area_um2:
+            continue
+        members = [parts[i] for i in f.members]
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        w = np.array([p.area_px for p in members], np.float64)
+        dm = float(np.average([p.dab_mean for p in members], weights=w))
+        out.append(DabObject(f.mask, f.offset_xy, f.area_px, dm, len(members)))
     return out

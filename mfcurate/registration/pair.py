@@ -38,6 +38,7 @@ from mfcurate.registration.rigid import (
 )
 from mfcurate.registration.transfer import refine_with_segmenter, transfer_objects
 from mfcurate.registration.transform import PairTransform
+from mfcurate.segment.spec import DEFAULT_SAM_MODEL
 from mfcurate.stain import HED_STAINS
 
 MIN_TISSUE_FRACTION = 0.002
@@ -61,7 +62,9 @@ class RegisterOptions:
         estimate_stains: estimate the DAB vector per slide.
         refine_masks: ``none``, ``classical`` or ``sam`` (re-segment masks on the H&E).
         sam_checkpoint: SAM checkpoint path for ``sam``.
-        sam_model: SAM model type (``vit_b``, ``vit_l``, ``vit_h``).
+        sam_model: SAM model type (default ``vit_h``, the paper's; ``vit_l``, ``vit_b``,
+            ``tiny``).
+        device: torch device of the SAM refinement (``auto``: CUDA when available).
         max_residual_um: flag objects whose local residual exceeds this.
         overlays: PNG patches to write.
         tissue_fallback: when keypoints do not match, align tissue outlines instead
@@ -83,7 +86,8 @@ class RegisterOptions:
     estimate_stains: bool = True
     refine_masks: str = "none"
     sam_checkpoint: str | None = None
-    sam_model: str = "vit_b"
+    sam_model: str = DEFAULT_SAM_MODEL
+    device: str = "auto"
     max_residual_um: float = 2.0
     overlays: int = 3
     tissue_fallback: bool = True
@@ -241,7 +245,8 @@ def _transfer_to_he(objs: list[Any], tr: PairTransform, he_img: Any, he_mpp: flo
                 m.qa_flags.append("registration_failed_region")
     if o.refine_masks != "none":
         moved = refine_with_segmenter(moved, he_img, he_mpp, o.refine_masks,
-                                      o.sam_checkpoint, model_type=o.sam_model)
+                                      o.sam_checkpoint, device=o.device,
+                                      model_type=o.sam_model)
     return moved
 
 

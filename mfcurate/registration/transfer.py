@@ -15,6 +15,7 @@ import numpy.typing as npt
 from mfcurate.geometry import mask_to_record
 from mfcurate.registration.dab import DabObject
 from mfcurate.registration.transform import PairTransform
+from mfcurate.segment.spec import DEFAULT_SAM_MODEL
 
 
 @dataclass
@@ -65,7 +66,8 @@ def transfer_objects(
     are clipped and flagged ``outside_he``.  Flags: ``registration_residual`` (local residual
     above ``max_residual_um`` or unknown), ``registration_fallback`` (the local fit failed and
     was filled from neighbours), ``registration_failed_region`` (the refinement region
-    failed its QA), ``area_changed`` (area changed by more than 30 %).
+    failed its QA), ``area_changed`` (area changed by more than 30 %), ``multi_component``
+    (a multi-part figure: DAB components joined on the pHH3, see :mod:`.dab`).
     """
     W, H = he_size
     out: list[TransferredObject] = []
@@ -92,6 +94,8 @@ def transfer_objects(
             flags.append("registration_failed_region")
         if abs(area - ob.area_px) > 0.3 * ob.area_px:
             flags.append("area_changed")
+        if ob.n_parts > 1:  # the masses of one figure joined on the pHH3, for review
+            flags.append("multi_component")
         ys, xs = np.nonzero(ob.mask)
         pbox = (float(ob.offset_xy[0] + xs.min()), float(ob.offset_xy[1] + ys.min()),
                 float(ob.offset_xy[0] + xs.max() + 1), float(ob.offset_xy[1] + ys.max() + 1))
@@ -102,28 +106,31 @@ def transfer_objects(
 
 
 def refine_with_segmenter(objects: list[TransferredObject], he_img: Any, mpp: float,
-                          kind: str, checkpoint: str | None = None, device: str = "cpu",
-                          pad_um: float = 6.0, model_type: str = "vit_b"
+                          kind: str, checkpoint: str | None = None, device: str = "auto",
+                          pad_um: float = 6.0, model_type: str = DEFAULT_SAM_MODEL
                           ) -> list[TransferredObject]:
     """Re-segment each transferred mask on the H&E from its outer box (``sam`` or ``classical``).
 
-    Uses ``mfcurate.segment.box.make_box_segmenter`` (the masks issue).  An object the
-    segmenter returns nothing for keeps its transferred mask and gets the flag
-    ``refine_failed``.
+    The segmenter is built through :class:`mfcurate.segment.spec.SegmenterSpec` and its
+    worker cache (as refine-masks, harvest and detect build theirs): SAM ``model_type``
+    (default ViT-H, the paper's) on ``device`` (``auto``: CUDA when available).  The box of
+    a multi-part figure holds all its masses, and the box segmenter keeps every part inside
+    it (:mod:`mfcurate.segment.qa`).  An object the segmenter returns nothing for keeps its
+    transferred mask and gets the flag ``refine_failed``.
 
     Raises:
         DependencyNotFoundError: the segmenter module is not available.
     """
     from mfcurate.errors import DependencyNotFoundError
+    from mfcurate.segment.spec import SegmenterSpec, box_segmenter
 
+    spec = SegmenterSpec.make(kind, checkpoint, model_type, device)
     try:
-        from mfcurate.segment.box import make_box_segmenter
+        seg = box_segmenter(spec)
     except ImportError as exc:
         raise DependencyNotFoundError(
             "mask refinement needs mfcurate.segment.box (not installed in this build); "
             "use --refine none") from exc
-    seg = make_box_segmenter(kind=kind, checkpoint=checkpoint, model_type=model_type,
-                             device=device)
     pad = round(pad_um / mpp)
     for ob in objects:
         x0, y0, x1, y1 = ob.bbox_xyxy

@@ -29,6 +29,7 @@ from typing import Any
 
 from mfcurate.errors import UsageError
 from mfcurate.segment import AutoSegmenter
+from mfcurate.segment.spec import DEFAULT_SAM_MODEL
 
 AUTO_KINDS = ("classical", "sam", "sam_stock")
 
@@ -37,7 +38,7 @@ _CLASSICAL_KEYS = {"min_area_um2", "max_area_um2", "threshold", "min_threshold",
 
 
 def make_auto_segmenter(kind: str = "classical", checkpoint: Path | str | None = None,
-                        model_type: str = "vit_b", device: str = "cpu",
+                        model_type: str = DEFAULT_SAM_MODEL, device: str = "auto",
                         fast_encoder: bool = True, encoder_bf16: bool = False,
                         **amg_options: Any) -> AutoSegmenter:
     """Build an automatic segmenter.
@@ -46,7 +47,7 @@ def make_auto_segmenter(kind: str = "classical", checkpoint: Path | str | None =
         kind: ``"classical"``, ``"sam"`` or ``"sam_stock"``.
         checkpoint: SAM weights (required for the SAM kinds unless ``sam=`` is given).
         model_type: ``vit_h``, ``vit_l``, ``vit_b`` or ``tiny``.
-        device: torch device for SAM.
+        device: torch device for SAM (``auto``: CUDA when available).
         fast_encoder: for ``"sam"`` with a model loaded here from ``checkpoint``, run the
             image encoder's attention fused (:mod:`mfcurate.segment.fast_attention`; same
             embeddings to float rounding).  A model given as ``sam=`` is used as it is, and
@@ -74,7 +75,9 @@ def make_auto_segmenter(kind: str = "classical", checkpoint: Path | str | None =
     if kind not in AUTO_KINDS:
         raise UsageError(f"unknown segmenter kind {kind!r}; choose one of {AUTO_KINDS}")
     from mfcurate.segment.auto_sam import AmgOptions, SamAutoSegmenter, StockSamAutoSegmenter
+    from mfcurate.segment.spec import resolve_device
 
+    device = resolve_device(device)
     sam = opts.pop("sam", None)
     try:
         options = AmgOptions.from_kwargs(**opts)

@@ -11,12 +11,13 @@ from typing import Any
 
 from mfcurate.errors import UsageError
 from mfcurate.segment import BoxSegmenter
+from mfcurate.segment.spec import DEFAULT_SAM_MODEL
 
 SEGMENTER_KINDS = ("classical", "sam")
 
 
 def make_box_segmenter(kind: str = "classical", checkpoint: Path | str | None = None,
-                       model_type: str = "vit_b", device: str = "cpu",
+                       model_type: str = DEFAULT_SAM_MODEL, device: str = "auto",
                        fast_encoder: bool = True, encoder_bf16: bool = False,
                        **options: Any) -> BoxSegmenter:
     """Build a box segmenter.
@@ -25,7 +26,7 @@ def make_box_segmenter(kind: str = "classical", checkpoint: Path | str | None = 
         kind: ``"classical"`` (haematoxylin OD, no weights) or ``"sam"``.
         checkpoint: SAM checkpoint file (required for ``"sam"``).
         model_type: ``vit_h``, ``vit_l``, ``vit_b`` or ``tiny`` (tests).
-        device: torch device for SAM (``cpu``, ``cuda``, ``cuda:1``...).
+        device: torch device for SAM (``auto``: CUDA when available; ``cpu``, ``cuda``...).
         fast_encoder: run SAM's image-encoder attention fused
             (:mod:`mfcurate.segment.fast_attention`; same embeddings to float rounding).
         encoder_bf16: run SAM's image encoder in bf16 autocast (opt-in; not the float32
@@ -46,8 +47,9 @@ def make_box_segmenter(kind: str = "classical", checkpoint: Path | str | None = 
             raise UsageError("the SAM segmenter needs a checkpoint (--sam-checkpoint PATH)")
         from mfcurate.segment.box_sam import SamBoxSegmenter
         from mfcurate.segment.sam_models import load_sam
+        from mfcurate.segment.spec import resolve_device
 
-        sam = load_sam(checkpoint, model_type, device)
+        sam = load_sam(checkpoint, model_type, resolve_device(device))
         from mfcurate.segment.fast_attention import patch_image_encoder, set_encoder_bf16
 
         if fast_encoder:

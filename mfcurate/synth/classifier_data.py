@@ -19,8 +19,9 @@ from mfcurate.dataset import Dataset
 from mfcurate.geometry import mask_to_record
 from mfcurate.schemas.tables import ImageRecord, ObjectRecord, images_table, objects_table
 from mfcurate.segment import AutoSegmenter
+from mfcurate.segment.figure_parts import union_mask
 from mfcurate.synth.images import write_png
-from mfcurate.synth.render import Planted, render_tissue
+from mfcurate.synth.render import MULTI_PART_FRAC, Planted, render_tissue
 
 SOURCE_KEY = "synthetic"
 
@@ -65,9 +66,11 @@ def _segmented_objects(image_key: str, rgb: np.ndarray, planted: list[Planted], 
     """Objects as ``segmenter`` sees them, labelled by the planted truth under their masks.
 
     Each planted object takes the instance that covers most of it (when that instance lies
-    at least half on it); other instances on a planted figure (fragments) are dropped; the
-    remaining instances are background.  Planted figures and look-alikes the segmenter missed
-    keep their exact mask, so the ground truth stays complete.
+    at least half on it); other instances on a planted object (fragments) are dropped,
+    except on a multi-part figure, whose object is the union of all the instances on it
+    (one mass each); the remaining instances are background.  Planted figures and
+    look-alikes the segmenter missed keep their exact mask, so the ground truth stays
+    complete.
     """
     h, w = rgb.shape[:2]
     owner = np.full((h, w), -1, np.int32)
@@ -98,7 +101,11 @@ def _segmented_objects(image_key: str, rgb: np.ndarray, planted: list[Planted], 
             continue  # a fragment of a planted object
         if j == -2:
             continue
-        rec = mask_to_record(inst.mask, inst.offset_xy)
+        mask, off = inst.mask, inst.offset_xy
+        if j >= 0 and planted[j].n_parts > 1:  # every mass of a multi-part figure
+            mine = [insts[q] for q in range(len(insts)) if inst_owner[q] == j]
+            mask, off = union_mask([q.mask for q in mine], [q.offset_xy for q in mine])
+        rec = mask_to_record(mask, off)
         if rec is None:
             continue
         box, rle, area, centroid = rec
@@ -128,7 +135,7 @@ def build_classifier_dataset(
     seed: int = 0,
     tumour_types: tuple[str, ...] = ("synthetic carcinoma", "synthetic sarcoma"),
     segmenter: AutoSegmenter | None = None,
-    multi_part_frac: float = 0.0,
+    multi_part_frac: float = MULTI_PART_FRAC,
 ) -> Path:
     """Render images into ``root/images`` and commit them as a dataset at ``root/dataset``.
 
@@ -145,9 +152,9 @@ def build_classifier_dataset(
             truth under their masks (so training masks look like detection masks); planted
             figures it misses keep their exact masks.  Default: the exact planted masks.
         multi_part_frac: share of multi-part (anaphase/telophase/tripolar) figures
-            (:func:`mfcurate.synth.render.render_tissue`).  Off by default here: detection
-            (``mfcurate.classifier.detect``) does not yet join the masses of one figure into
-            one detection, so a split figure scores as a miss plus a false positive.
+            (:func:`mfcurate.synth.render.render_tissue`, its default); a multi-part figure
+            is one object with a multi-part mask (``detect`` joins its masses into one
+            detection, :func:`mfcurate.classifier.detect.join_figure_parts`).
 
     Returns:
         The dataset folder.

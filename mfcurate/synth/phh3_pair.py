@@ -28,7 +28,13 @@ import numpy as np
 import numpy.typing as npt
 
 from mfcurate.stain import deconvolve
-from mfcurate.synth.render import HE_STAINS, Planted, render_tissue, stains_to_rgb
+from mfcurate.synth.render import (
+    HE_STAINS,
+    MULTI_PART_FRAC,
+    Planted,
+    render_tissue,
+    stains_to_rgb,
+)
 
 Counterstain = str  # "eosin" | "hematoxylin"
 
@@ -157,6 +163,7 @@ def make_pair(
     lost_tissue: bool = True,
     mirrored: bool = False,
     nuclei_per_mm2: float = 3000.0,
+    multi_part_frac: float = MULTI_PART_FRAC,
 ) -> SyntheticPair:
     """Render an H&E / pHH3 pair of the same tissue with a known transform.
 
@@ -172,6 +179,8 @@ def make_pair(
         lost_tissue: remove a disc of tissue on the pHH3.
         mirrored: flip the pHH3 canvas left-right (a slide scanned upside down).
         nuclei_per_mm2: density of ordinary nuclei.
+        multi_part_frac: share of multi-part (anaphase/telophase/tripolar) figures; every
+            mass of a figure takes DAB, and ``register-phh3`` joins them into one figure.
 
     Returns:
         The pair and its :class:`PairTruth`.
@@ -185,11 +194,9 @@ def make_pair(
     area_mm2 = h * w * (mpp / 1000.0) ** 2
     n_mf = int(n_mitoses if n_mitoses is not None else max(6, round(17 * area_mm2)))
     tissue = _tissue_mask(rng, h, w, mpp)
-    # single-mass figures only: the DAB detection of register-phh3 does not yet join the
-    # masses of a multi-part figure (each would become its own figure); see issue 12
     he, planted = render_tissue(rng, h, w, mpp=mpp, nuclei_per_mm2=nuclei_per_mm2,
                                 n_mitotic=n_mf, n_mitotic_like=max(2, n_mf // 3),
-                                tissue_mask=tissue, multi_part_frac=0.0)
+                                tissue_mask=tissue, multi_part_frac=multi_part_frac)
     mitoses = [p for p in planted if p.kind == "mitotic_figure"]
     nuclei = [p for p in planted if p.kind == "nucleus"]
 

@@ -117,6 +117,9 @@ def _stamp_nucleus(rng: np.random.Generator, kind: str, r_px: float
     return mask.astype(bool), np.clip(od, 0.0, 2.5)
 
 
+#: Default share of mitotic figures planted as multi-part figures.
+MULTI_PART_FRAC = 0.35
+
 #: Shapes of multi-part figures and their masses (see :func:`stamp_multipart`).
 MULTIPART_SHAPES = ("anaphase", "telophase", "tripolar")
 
@@ -187,7 +190,7 @@ def render_tissue(
     nucleus_radius_um: float = 3.5,
     tissue_mask: npt.NDArray[np.bool_] | None = None,
     min_gap_um: float = 1.5,
-    multi_part_frac: float = 0.35,
+    multi_part_frac: float = MULTI_PART_FRAC,
 ) -> tuple[npt.NDArray[np.uint8], list[Planted]]:
     """Render an H&E region with non-overlapping planted objects.
 

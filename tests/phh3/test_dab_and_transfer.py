@@ -14,6 +14,7 @@ from mfcurate.registration.channels import HED_STAINS, estimate_dab_vector, tiss
 from mfcurate.registration.dab import DabOptions, detect_dab
 from mfcurate.registration.transfer import TransferredObject, refine_with_segmenter
 from mfcurate.segment import Instance
+from mfcurate.segment.figure_parts import PartGrouping
 from mfcurate.synth.phh3_pair import make_pair
 
 
@@ -64,7 +65,18 @@ def _objects() -> list[TransferredObject]:
                               0.1, [])]
 
 
-def test_refinement_uses_the_box_segmenter(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def fresh_segmenters():
+    """The worker segmenter cache emptied before and after (a test double must not stay)."""
+    from mfcurate.segment.spec import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
+def test_refinement_uses_the_box_segmenter(monkeypatch: pytest.MonkeyPatch,
+                                           fresh_segmenters) -> None:
     calls = []
 
     class Disk:
@@ -78,23 +90,37 @@ def test_refinement_uses_the_box_segmenter(monkeypatch: pytest.MonkeyPatch) -> N
             return [Instance(m, (0, 0), 0.8, None, "classical")]
 
     fake = types.ModuleType("mfcurate.segment.box")
-    fake.make_box_segmenter = lambda kind, checkpoint=None, model_type="vit_b", device="cpu": Disk()  # type: ignore[attr-defined]
+    built = []
+
+    def make(kind, checkpoint=None, model_type="vit_h", device="auto"):
+        built.append((kind, model_type, device))
+        return Disk()
+
+    fake.make_box_segmenter = make  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "mfcurate.segment.box", fake)
     img = ArrayImage(np.full((300, 300, 3), 200, np.uint8), 0.5)
     out = refine_with_segmenter(_objects(), img, 0.5, "classical")
     assert calls and calls[0][2] == 0.5
+    # built through SegmenterSpec: the paper's ViT-H default, device auto resolved
+    assert built == [("classical", "vit_h", "cuda" if _cuda() else "cpu")]
     o = out[0]
     assert o.mask_origin == "classical" and o.mask_score == 0.8
     assert o.area_px != 36  # the disk replaced the square
     assert abs(o.centroid_xy[0] - 106.0) < 1.0 and abs(o.centroid_xy[1] - 106.0) < 1.0
 
 
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def test_refinement_without_the_segmenter_module_is_a_clear_error(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, fresh_segmenters) -> None:
     monkeypatch.setitem(sys.modules, "mfcurate.segment.box", None)
     img = ArrayImage(np.full((300, 300, 3), 200, np.uint8), 0.5)
     with pytest.raises(DependencyNotFoundError, match="refine none"):
-        refine_with_segmenter(_objects(), img, 0.5, "sam")
+        refine_with_segmenter(_objects(), img, 0.5, "classical")
 
 
 def test_classical_refinement_with_the_real_segmenter(pairs) -> None:
@@ -129,3 +155,49 @@ def test_classical_refinement_with_the_real_segmenter(pairs) -> None:
     img.close()
     assert {o.mask_origin for o in refined} == {"classical"}
     assert mean_dice(refined) > before + 0.05
+
+
+def _dab_image(blobs: list[tuple[int, int, float, float]], size: int = 200) -> np.ndarray:
+    """Eosin tissue with DAB ellipses ``(cx, cy, a_px, b_px)`` (haematoxylin counterstain)."""
+    from mfcurate.stain import stains_to_rgb
+
+    yy, xx = np.mgrid[0:size, 0:size]
+    conc = np.zeros((size, size, 3))
+    conc[:, :, 1] = 0.25
+    for cx, cy, a, b in blobs:
+        inside = ((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 <= 1.0
+        conc[inside, 0] = 0.3
+        conc[inside, 2] = 0.8
+    return stains_to_rgb(conc)
+
+
+def test_two_mass_figure_is_one_object_two_nuclei_stay_two() -> None:
+    """Anaphase masses 4 µm apart -> one DAB object with a 2-part mask, flagged for review;
+    two DAB-positive nuclei at normal spacing -> two objects (0.5 µm/px)."""
+    from mfcurate.geometry import count_parts, decode_mask, mask_grid
+    from mfcurate.registration.transfer import transfer_objects
+    from mfcurate.registration.transform import PairTransform
+
+    mpp = 0.5
+    # two bands 6 x 2.4 µm whose edges are 4 µm apart; two 8 µm nuclei 10 µm apart
+    rgb = _dab_image([(60, 60, 6, 2.4), (60, 60 + 2 * 2.4 + 8, 6, 2.4),
+                      (140, 60, 8, 8), (140 + 16 + 20, 60, 8, 8)])
+    img = ArrayImage(rgb, mpp)
+    objs = detect_dab(img, mpp, np.ones((200, 200), bool), 1.0, DabOptions(tile=256))
+    assert len(objs) == 3
+    fig = next(o for o in objs if o.centroid_xy[0] < 100)
+    assert fig.n_parts == 2 and count_parts(fig.mask) == 2
+    assert abs(fig.centroid_xy[1] - (60 + 2.4 + 4 + 0.5)) < 2  # between the masses
+    assert [o.n_parts for o in objs if o.centroid_xy[0] > 100] == [1, 1]
+    # joining off: the old behaviour, one object per mass
+    off = detect_dab(img, mpp, np.ones((200, 200), bool), 1.0,
+                     DabOptions(tile=256, min_area_um2=3.0,
+                                grouping=PartGrouping(max_parts=1)))
+    assert len(off) == 4
+    moved = transfer_objects(objs, PairTransform(np.eye(2, 3), he_mpp=mpp, phh3_mpp=mpp),
+                             (200, 200))
+    fig_he = next(m for m in moved if m.centroid_xy[0] < 100)
+    assert "multi_component" in fig_he.qa_flags
+    _x0, _y0, w, h = mask_grid(fig_he.bbox_xyxy)
+    assert count_parts(decode_mask(fig_he.mask_rle, h, w)) == 2
+    assert all("multi_component" not in m.qa_flags for m in moved if m is not fig_he)

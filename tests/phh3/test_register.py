@@ -144,3 +144,28 @@ def test_batch_records_failures_and_retries_them(tmp_path: Path) -> None:
     assert not (out / "a").exists()
     with pytest.raises(UsageError):
         find_pairs(tmp_path / "nowhere")
+
+
+def test_multi_part_figures_are_one_object_each(pairs, batch) -> None:
+    """Planted anaphase/telophase/tripolar figures: one H&E object with a multi-part mask."""
+    from mfcurate.geometry import count_parts, decode_mask, mask_grid
+
+    out, _ = batch
+    n_multi = 0
+    for name, truth in pairs.truth.items():
+        rows = read_objects(out / name).to_pylist()
+        pad = 2.0 / truth.mpp
+        for i in truth.visible_mitoses():
+            m = truth.mitoses[i]
+            if m.n_parts < 2:
+                continue
+            n_multi += 1
+            x0, y0, x1, y1 = m.bbox_xyxy
+            hits = [r for r in rows if x0 - pad <= r["he_x"] <= x1 + pad
+                    and y0 - pad <= r["he_y"] <= y1 + pad]
+            assert len(hits) == 1, (name, i, len(hits))
+            r = hits[0]
+            _gx, _gy, w, h = mask_grid((r["he_x0"], r["he_y0"], r["he_x1"], r["he_y1"]))
+            assert count_parts(decode_mask(r["mask_rle"], h, w)) >= 2
+            assert "multi_component" in r["qa_flags"]
+    assert n_multi >= 4  # the synthetic pairs plant multi-part figures
