@@ -20,6 +20,12 @@ with 50 % tissue at the synthetic slide's µm/px.
 
     python bench/bench_detect.py                       # a few minutes on 2 cores
     python bench/bench_detect.py --size 8192 6144 --members 5 --no-real
+    python bench/bench_detect.py --memory-scaling 2048 6144   # peak RSS at two slide sizes
+
+``--memory-scaling S1 S2`` writes two synthetic slides (S × 0.75 S px), runs the overlapped
+detection of each in a fresh child process and prints their peak RSS against a child that only
+imports the same modules and loads the ensemble: the ratio of the extra memory against the
+ratio of the slides' decoded sizes shows whether memory follows the tile or the slide.
 """
 
 from __future__ import annotations
@@ -97,6 +103,40 @@ def _peak_rss(slide: Path, models: list[Path], out: Path, mpp: float | None,
     return float(run_child(code)["peak_rss_mb"])
 
 
+def _baseline_rss(models: list[Path], threads: int) -> float:
+    """Peak RSS of a child that imports detection and loads the ensemble, detecting nothing."""
+    from bench._util import run_child
+
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+            "import torch\nfrom mfcurate.classifier.detect import run_detection\n"
+            f"torch.set_num_threads({threads})\n"
+            f"[torch.load(m, weights_only=False) for m in {[str(m) for m in models]!r}]\n"
+            "RESULT = {}\n")
+    return float(run_child(code)["peak_rss_mb"])
+
+
+def memory_scaling(sizes: list[int], mpp: float, threads: int, root: Path) -> None:
+    """Peak RSS of detection on two slide sizes, above the interpreter + ensemble baseline."""
+    models = make_models(root, 1)
+    base = _baseline_rss(models, threads)
+    print(f"peak RSS per slide size (overlapped detection, child process each); baseline "
+          f"(interpreter, torch, detection modules, 1-member ensemble loaded): {base:.0f} MB")
+    rows = []
+    for s in sizes:
+        w, h = s, s * 3 // 4
+        folder = root / f"mem{s}"
+        folder.mkdir()
+        slide, _ = make_slide(folder, w, h, mpp)
+        peak = _peak_rss(slide, models, folder / "out", None, threads)
+        decoded = w * h * 3 / 2**20
+        rows.append((w, h, peak, decoded))
+        print(f"  {w}x{h} px: peak RSS {peak:.0f} MB ({peak - base:.0f} MB above baseline); "
+              f"the decoded slide would be {decoded:.0f} MB")
+    (_, _, p0, d0), (_, _, p1, d1) = rows[0], rows[-1]
+    print(f"  slide size ratio {d1 / d0:.1f}x -> extra memory ratio "
+          f"{max(p1 - base, 1) / max(p0 - base, 1):.2f}x")
+
+
 def report(name: str, slide: Path, models: list[Path], root: Path, mpp: float | None,
            threads: int, rss: bool) -> dict:
     from mfcurate.io import open_image
@@ -136,9 +176,14 @@ def main() -> None:
                    help="µm/px assumed for the TCGA slide (its file has none)")
     p.add_argument("--no-real", action="store_true")
     p.add_argument("--no-rss", action="store_true")
+    p.add_argument("--memory-scaling", type=int, nargs=2, metavar=("S1", "S2"), default=None,
+                   help="only the peak-RSS comparison of two slide sizes (S x 0.75 S px)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if args.memory_scaling:
+            memory_scaling(list(args.memory_scaling), args.mpp, args.threads, root)
+            return
         t = time.perf_counter()
         slide, frac = make_slide(root, args.size[0], args.size[1], args.mpp)
         models = make_models(root, args.members)

@@ -22,7 +22,7 @@ PKG = Path(__file__).resolve().parents[2] / "mfcurate"
 
 LAYERS: dict[str, int] = {
     "errors": 0, "ui": 0, "__init__": 0, "py": 0,
-    "schemas": 1, "geometry": 1, "units": 1, "stain": 1, "tiling": 1,
+    "schemas": 1, "geometry": 1, "units": 1, "stain": 1, "tiling": 1, "regions": 1,
     "io": 2, "dataset": 2,
     "executor": 3,
     **{d: 4 for d in ("adapters", "segment", "registration", "classifier", "export",

@@ -92,7 +92,7 @@ def test_refinement_uses_the_box_segmenter(monkeypatch: pytest.MonkeyPatch,
     fake = types.ModuleType("mfcurate.segment.box")
     built = []
 
-    def make(kind, checkpoint=None, model_type="vit_h", device="auto"):
+    def make(kind, checkpoint=None, model_type="vit_h", device="auto", **_options):
         built.append((kind, model_type, device))
         return Disk()
 
