@@ -14,6 +14,7 @@ level-0 px, x = column, y = row; areas in px² and, through the image's µm/px
 * :func:`allowed_area` is where harvest may work on an image: the union of its ``tumour``
   regions minus the union of its ``exclude``/``necrosis``/``blurred`` regions (None when the
   image has no tumour region).
+* :func:`count_by_class` and :func:`describe` count a ``regions`` table (per source and class).
 """
 
 from __future__ import annotations
@@ -207,6 +208,28 @@ def inside(area: Any, xy: Any) -> Any:
         return np.zeros(0, dtype=bool)
     shapely.prepare(area)
     return np.asarray(shapely.contains_xy(area, pts[:, 0], pts[:, 1]), dtype=bool)
+
+
+def count_by_class(table: pa.Table) -> list[dict[str, Any]]:
+    """Per source and class: polygons, images and area of a ``regions`` table.
+
+    Returns:
+        Rows ``{"source", "region_class", "polygons", "images", "area_mm2"}`` sorted by
+        source, then by class; ``area_mm2`` sums the rows with a known µm/px (None if none).
+    """
+    acc: dict[tuple[str, str], dict[str, Any]] = {}
+    for src, cls, key, um2 in zip(table.column("source").to_pylist(),
+                                  table.column("region_class").to_pylist(),
+                                  table.column("image_key").to_pylist(),
+                                  table.column("area_um2").to_pylist(), strict=True):
+        a = acc.setdefault((src, cls), {"polygons": 0, "images": set(), "area_mm2": None})
+        a["polygons"] += 1
+        a["images"].add(key)
+        if um2 is not None:
+            a["area_mm2"] = (a["area_mm2"] or 0.0) + um2 / 1e6
+    return [{"source": src, "region_class": cls, "polygons": a["polygons"],
+             "images": len(a["images"]), "area_mm2": a["area_mm2"]}
+            for (src, cls), a in sorted(acc.items())]
 
 
 def describe(table: pa.Table) -> str | None:

@@ -31,6 +31,7 @@ from mfcurate.dataset.select import (
     read_image_list,
     select_images,
     select_objects,
+    select_regions,
     summarize,
 )
 from mfcurate.dataset.store import Dataset
@@ -57,6 +58,7 @@ __all__ = [
     "remove_temporaries_of",
     "select_images",
     "select_objects",
+    "select_regions",
     "sha256_file",
     "summarize",
     "tally",

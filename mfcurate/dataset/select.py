@@ -254,6 +254,25 @@ def select_objects(ds: Dataset, sel: Selection, columns: Sequence[str] | None = 
     return empty.select(list(columns)) if columns else empty
 
 
+def select_regions(ds: Dataset, sel: Selection, images: pa.Table | None = None) -> pa.Table:
+    """The region polygons (``REGIONS_SCHEMA``) drawn on the images a selection keeps.
+
+    Only images are chosen (object options such as ``labels`` do not apply); the result is
+    empty when none of those images has regions.
+
+    Args:
+        ds: the dataset.
+        sel: the selection.
+        images: the selection's images if already computed (else :func:`select_images`).
+    """
+    sel.check(ds)
+    if images is None:
+        images = select_images(ds, sel, columns=["image_key", "source"])
+    regions = ds.regions(sorted(set(images.column("source").to_pylist())))
+    keys = images.column("image_key").combine_chunks()
+    return regions.filter(pc.is_in(regions.column("image_key"), value_set=keys))
+
+
 def summarize(ds: Dataset, sel: Selection | None = None,
               by: Sequence[str] = ("source",)) -> dict[str, Any]:
     """Counts of a selection, grouped by image columns (default per source).

@@ -8,6 +8,8 @@ executor task payloads for :func:`mfcurate.pipelines.harvest.harvest_tiles`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,18 +148,35 @@ def _plan_sources(ds: Any, cfg: HarvestConfig, chosen: Sequence[str],
     return plans, anns_by_source
 
 
+def tiles_digest(tiles: Sequence[tuple[int, int, int, int]]) -> str:
+    """12 hex digits of sha1 over an image's selected tiles ``(x, y, w, h)`` (level-0 px)."""
+    text = json.dumps([[int(v) for v in t] for t in tiles], separators=(",", ":"))
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
 def _tile_tasks(plans: Sequence[_ImagePlan], cfg: HarvestConfig, spec: dict[str, Any]
                 ) -> list[Task]:
-    """Executor tasks of ``cfg.tiles_per_task`` tiles each (ids ``<image_key>|<first>``)."""
+    """Executor tasks of ``cfg.tiles_per_task`` tiles each (ids ``<image_key>|<first>``).
+
+    A task's output depends on its image's whole tile plan (tile indices, the seam rule's
+    neighbours); ``cfg.digest()`` names that plan's settings, but with ``within`` set the plan
+    also follows the image's regions, which a re-ingest may change under the same settings.
+    Then the id is ``<image_key>|<tiles_digest>|<first>``: tiles planned anew from changed
+    regions are segmented anew, and an unchanged plan reuses its outputs.  Without
+    ``within`` the ids (and so earlier work folders) stay as they were.
+    """
     from mfcurate.executor import Task
 
     tasks: list[Task] = []
     for plan in plans:
+        prefix = plan.image_key
+        if cfg.within != "all":
+            prefix = f"{plan.image_key}|{tiles_digest(plan.tiles)}"
         for b in range(0, len(plan.tiles), max(cfg.tiles_per_task, 1)):
             idx = list(range(b, min(b + cfg.tiles_per_task, len(plan.tiles))))
             payload = {"path": str(plan.path), "image_key": plan.image_key, "mpp": plan.mpp,
                        "width": plan.width, "height": plan.height, "tiles": idx,
                        "tile": cfg.tile, "overlap": cfg.overlap,
                        "all_tiles": plan.tiles, "spec": spec}
-            tasks.append(Task(f"{plan.image_key}|{b}", payload))
+            tasks.append(Task(f"{prefix}|{b}", payload))
     return tasks

@@ -2,9 +2,12 @@
 
 The tables are ``cr:FileObject`` resources with their sha256 (``mlcroissant`` refuses files
 whose digest does not match); image/crop archives are ``cr:FileObject`` tar files with a
-``cr:FileSet`` of their members.  Record sets ``objects`` and ``images`` expose the columns of
-the Parquet tables (lists such as ``bbox_xyxy`` as repeated fields; only ``votes``, a list of
-structs, is left to the datasheet).  Validate with :func:`validate_croissant`.
+``cr:FileSet`` of their members.  Record sets ``objects``, ``images`` and (when packaged)
+``regions`` expose the columns of the Parquet tables (lists such as ``bbox_xyxy`` as repeated
+fields; only ``votes``, a list of structs, is left to the datasheet).  The regions' WKB
+``geometry_wkb`` is a ``sc:Text`` field: Croissant has no binary type, and ``mlcroissant``
+reads ``sc:Text`` as bytes, so records hold the WKB unchanged.  Validate with
+:func:`validate_croissant`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from mfcurate.errors import MfcurateError
-from mfcurate.schemas.tables import IMAGES_SCHEMA, OBJECTS_SCHEMA
+from mfcurate.schemas.tables import IMAGES_SCHEMA, OBJECTS_SCHEMA, REGIONS_SCHEMA
 
 CONTEXT: dict[str, Any] = {
     "@language": "en", "@vocab": "https://schema.org/", "sc": "https://schema.org/",
@@ -39,7 +42,18 @@ CONTEXT: dict[str, Any] = {
 }
 
 _TYPES = {pa.string(): "sc:Text", pa.int64(): "sc:Integer", pa.int32(): "sc:Integer",
-          pa.float64(): "sc:Float", pa.bool_(): "sc:Boolean"}
+          pa.float64(): "sc:Float", pa.bool_(): "sc:Boolean", pa.binary(): "sc:Text"}
+
+#: Packaged table file -> (record set, schema, key column, description).
+_RECORD_SETS: dict[str, tuple[str, pa.Schema, str, str]] = {
+    "objects.parquet": ("objects", OBJECTS_SCHEMA, "object_key",
+                        "One row per object (nucleus); level-0 pixel coordinates, x = column."),
+    "images.parquet": ("images", IMAGES_SCHEMA, "image_key", "One row per image or slide."),
+    "regions.parquet": ("regions", REGIONS_SCHEMA, "region_key",
+                        "One row per region polygon a source drew on an image (tumour, "
+                        "exclusion, necrosis, blurred, high-power-field areas); geometry_wkb "
+                        "is WKB in level-0 pixel coordinates of the image, x = column."),
+}
 
 
 class CroissantError(MfcurateError, ValueError):
@@ -98,17 +112,11 @@ def build_croissant(*, name: str, description: str, url: str, license_url: str,
                              "contentSize": f"{f['bytes']} B", "sha256": f["sha256"]})
         if f["kind"] == "archive":
             archives.append(f)
-        elif f["path"].endswith("objects.parquet"):
-            record_sets.append({"@type": "cr:RecordSet", "@id": "objects", "name": "objects",
-                                "description": "One row per object (nucleus); level-0 pixel "
-                                               "coordinates, x = column.",
-                                "key": {"@id": "objects/object_key"},
-                                "field": _fields(OBJECTS_SCHEMA, "objects", fid)})
-        elif f["path"].endswith("images.parquet"):
-            record_sets.append({"@type": "cr:RecordSet", "@id": "images", "name": "images",
-                                "description": "One row per image or slide.",
-                                "key": {"@id": "images/image_key"},
-                                "field": _fields(IMAGES_SCHEMA, "images", fid)})
+        elif f["path"] in _RECORD_SETS:
+            rs, schema, key, desc = _RECORD_SETS[f["path"]]
+            record_sets.append({"@type": "cr:RecordSet", "@id": rs, "name": rs,
+                                "description": desc, "key": {"@id": f"{rs}/{key}"},
+                                "field": _fields(schema, rs, fid)})
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for a in archives:
         by_kind.setdefault(a.get("content", "files"), []).append(a)

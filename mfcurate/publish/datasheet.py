@@ -2,7 +2,8 @@
 
 Generated from the dataset manifest and statistics: the seven question groups (motivation,
 composition, collection, preprocessing/labelling, uses, distribution, maintenance) with the
-sources, their licences, the counts, how masks were made and the known limits.
+sources, their licences, the counts, the tumour-region polygons (when packaged), how masks
+were made and the known limits.
 """
 
 from __future__ import annotations
@@ -67,6 +68,36 @@ def _composition(stats: DatasetStats, s: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _regions(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The *Region polygons* part of *Composition* (``regions.parquet``); none without rows.
+
+    ``rows``: :func:`mfcurate.regions.count_by_class` of the packaged regions table.
+    """
+    if not rows:
+        return []
+    def area(mm2: float | None) -> str:  # small (synthetic) areas in µm²
+        if mm2 is None:
+            return "unknown"
+        return f"{mm2:,.2f} mm²" if mm2 >= 0.01 else f"{mm2 * 1e6:,.0f} µm²"
+
+    table = [[r["source"], r["region_class"], r["polygons"], r["images"], area(r["area_mm2"])]
+             for r in rows]
+    return [
+        "### Region polygons (`regions.parquet`)",
+        f"- {sum(r['polygons'] for r in rows)} polygons the sources drew on the released "
+        "images (tumour areas and the areas cut out of them, as each source's annotation "
+        "files hold them): one row per polygon, `geometry_wkb` a Polygon or MultiPolygon "
+        "as WKB in level-0 pixels of its image (x = column; outlines may reach past the "
+        "image as drawn), `region_class` "
+        "the normalised class and `source_class` the source's own name. Invalid outlines "
+        "were repaired with shapely's `make_valid` (`repaired`); polygons without area were "
+        "left out.",
+        "- Tumour area as mfcurate uses it (`harvest --within tumour-region`): the union of an "
+        "image's `tumour` polygons minus its `exclude`, `necrosis` and `blurred` polygons.",
+        _table(["source", "region class", "polygons", "images", "area"], table),
+    ]
+
+
 def _processing(s: Mapping[str, Any]) -> list[str]:
     """The *Collection*, *Preprocessing* (mask origins, QA states) and *Known limits* sections."""
     origin_rows = [[k, v, MASK_ORIGINS.get(k, "")] for k, v in
@@ -123,7 +154,8 @@ def _distribution(stats: DatasetStats, resolution: Resolution,
 
 
 def build_datasheet(*, title: str, version: str, stats: DatasetStats, resolution: Resolution,
-                    files: Sequence[Mapping[str, Any]], description: str = "") -> str:
+                    files: Sequence[Mapping[str, Any]], description: str = "",
+                    regions: Sequence[Mapping[str, Any]] = ()) -> str:
     """The datasheet as Markdown.
 
     Args:
@@ -133,6 +165,8 @@ def build_datasheet(*, title: str, version: str, stats: DatasetStats, resolution
         resolution: the licence resolution (release licence, per source, warnings).
         files: package manifest entries (``path``, ``bytes``, ``kind``).
         description: the publisher's own description (plain text or Markdown).
+        regions: per source and class counts of the packaged ``regions.parquet``
+            (:func:`mfcurate.regions.count_by_class`); empty: no regions section.
     """
     s = stats.summary()
     parts = [
@@ -146,6 +180,7 @@ def build_datasheet(*, title: str, version: str, stats: DatasetStats, resolution
         "(the data pipeline of OMG-Net, Shen et al.).",
         f"- **Description.** {description}" if description else "",
         *_composition(stats, s),
+        *_regions(regions),
         *_processing(s),
         "## Uses",
         "- Intended: research on mitotic-figure detection/classification and nuclei "

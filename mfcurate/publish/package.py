@@ -4,6 +4,7 @@ Layout of the package folder (everything except ``.publish/`` is uploaded)::
 
     OUT/
       images.parquet, objects.parquet             # the tables (mfcurate schema)
+      regions.parquet                             # if any released image has region polygons
       crops-index.parquet                         # with crops: one row per crop
       crops-000.tar, ...                          # with crops: PNG crops + masks, sharded
       images-<source>-000.tar, ...                # with images: the source image files
@@ -48,6 +49,8 @@ from mfcurate.dataset import (
     recover_folder,
     remove_temporaries_of,
     select_images,
+    select_regions,
+    write_parquet_atomic,
 )
 from mfcurate.errors import MfcurateError
 from mfcurate.export.parquet_export import write_tables
@@ -56,9 +59,12 @@ from mfcurate.publish.croissant import build_croissant, validate_croissant
 from mfcurate.publish.datasheet import build_datasheet
 from mfcurate.publish.licenses import Resolution, resolve_license
 from mfcurate.publish.metadata import check_deposit_metadata, merge_metadata
+from mfcurate.regions import count_by_class
 from mfcurate.report.stats import IMG_COLS, OBJ_COLS, DatasetStats, stats_from_tables
+from mfcurate.schemas.tables import REGIONS_SCHEMA
 
 PACKAGE_MANIFEST = "manifest.json"
+REGIONS_FILE = "regions.parquet"
 PACKAGE_FORMAT = "mfcurate-publish-package"
 STATE_DIR = ".publish"
 ZENODO_MAX_FILES = 100
@@ -164,6 +170,8 @@ class _Release:
         deposit_md: the merged Zenodo deposit metadata.
         entries: manifest entries so far (``path``, ``kind``; digests once written).
         say: progress messages.
+        regions: per source and class counts of ``regions.parquet``
+            (:func:`mfcurate.regions.count_by_class`); empty when it is not packaged.
     """
 
     ds: Dataset
@@ -179,6 +187,7 @@ class _Release:
     deposit_md: dict[str, Any]
     entries: list[dict[str, Any]]
     say: Callable[[str], None]
+    regions: list[dict[str, Any]] = field(default_factory=list)
 
 
 _ShardJob = tuple[str, str, list[list[tuple[str, Path, int]]]]  # (prefix, content, shards)
@@ -194,9 +203,15 @@ def _fingerprint(ds: Dataset, options: Mapping[str, Any]) -> str:
 def _write_tables(ds: Dataset, build: Path, flt: Selection, *, res: Resolution,
                   user_md: dict[str, Any], version: str, title: str, creators: list[Any],
                   say: Callable[[str], None]) -> _Release:
-    """Write ``images.parquet`` and ``objects.parquet``; compute statistics and metadata."""
+    """Write the tables; compute statistics and metadata.
+
+    ``images.parquet`` and ``objects.parquet`` always; ``regions.parquet`` (the region polygons
+    of the released images only) when any of them has regions.
+    """
     say("writing tables")
     write_tables(ds, build, flt)
+    regions = select_regions(ds, flt, images=pq.read_table(build / "images.parquet",
+                                                           columns=["image_key", "source"]))
     stats = stats_from_tables(pq.read_table(build / "images.parquet",
                                             columns=IMG_COLS),
                               [pq.read_table(build / "objects.parquet",
@@ -207,8 +222,11 @@ def _write_tables(ds: Dataset, build: Path, flt: Selection, *, res: Resolution,
                                 summary=summary, version=version)
     entries: list[dict[str, Any]] = [{"path": "images.parquet", "kind": "table"},
                                      {"path": "objects.parquet", "kind": "table"}]
+    if regions.num_rows:  # a dataset without regions packages as before
+        write_parquet_atomic(build / REGIONS_FILE, [regions], REGIONS_SCHEMA)
+        entries.append({"path": REGIONS_FILE, "kind": "table"})
     return _Release(ds, build, flt, version, title, creators, user_md, res, stats, summary,
-                    deposit_md, entries, say)
+                    deposit_md, entries, say, count_by_class(regions))
 
 
 def _plan_archives(rel: _Release, *, include_crops: bool, crop_size: int,
@@ -301,7 +319,8 @@ def _write_documents(rel: _Release) -> list[str]:
     warnings = list(res.warnings) + validate_croissant(build / "croissant.json")
     atomic_write_bytes(build / "DATASHEET.md", build_datasheet(
         title=rel.title, version=rel.version, stats=rel.stats, resolution=res,
-        files=rel.entries, description=str(rel.user_md.get("description") or "")).encode())
+        files=rel.entries, description=str(rel.user_md.get("description") or ""),
+        regions=rel.regions).encode())
     atomic_write_bytes(build / "CITATION.cff", build_citation(
         title=rel.title, version=rel.version, date_released=today,
         license_spdx=res.license.spdx, creators=rel.creators, sources=sources,
