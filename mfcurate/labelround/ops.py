@@ -95,6 +95,7 @@ def new_round(dataset: Path | str, out: Path | str, raters: Sequence[str], *,
         commit_detections,
         own_detections,
         read_pending,
+        remove_leftovers,
         write_pending,
     )
 
@@ -108,6 +109,7 @@ def new_round(dataset: Path | str, out: Path | str, raters: Sequence[str], *,
     asked = {"candidates": None if candidates is None else str(Path(candidates).resolve()),
              "min_score": min_score, "match_um": match_um, "include": list(include),
              "sample": sample, "filter": sel.describe()}
+    remove_leftovers(folder)
     if (folder / ROUND_FILE).exists():
         return _finished(ds, folder, rid, list(raters), seed, asked)
     pending = read_pending(folder)

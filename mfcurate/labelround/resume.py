@@ -20,7 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mfcurate.dataset import Dataset, atomic_write_json
+from mfcurate.dataset import Dataset, atomic_write_json, remove_temporaries_of
+from mfcurate.labelround.round import ROUND_FILE
 from mfcurate.schemas.tables import ObjectRecord, objects_table
 
 PENDING = "round.pending.json"
@@ -69,6 +70,14 @@ def write_pending(folder: Path, round_id: str, created: str) -> None:
 def clear_pending(folder: Path) -> None:
     """Remove the marker (the round is complete)."""
     (folder / PENDING).unlink(missing_ok=True)
+
+
+def remove_leftovers(folder: Path) -> int:
+    """Delete the temporaries a killed ``new`` left of the marker and ``round.json``.
+
+    (A killed package build is cleaned when that package is written again.)
+    """
+    return remove_temporaries_of(folder / PENDING, folder / ROUND_FILE)
 
 
 def commit_detections(ds: Dataset, records: Mapping[str, list[ObjectRecord]],
