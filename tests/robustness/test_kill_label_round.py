@@ -173,8 +173,9 @@ def test_import_killed_at_every_write(pristine: tuple[Path, Path], tmp_path: Pat
     shutil.copytree(src, ds)
     assert run(capsys, *_new(ds, rd, cands)).code == 0
     rnd = json.loads((rd / "round.json").read_text())
-    votes = {o["object_key"]: ("mitotic_figure" if i % 2 else "mitotic_like")
-             for i, o in enumerate(rnd["objects"])}
+    votes: dict[str, str | None] = {
+        o["object_key"]: ("mitotic_figure" if i % 2 else "mitotic_like")
+        for i, o in enumerate(rnd["objects"])}
     files = [qupath_export(p, tmp_path / "back" / r / p.name, votes)
              for r in ("a", "b") for p in sorted((rd / "packages" / r / "geojson").iterdir())]
     pristine_round, pristine_ds = tmp_path / "round0", tmp_path / "ds0"
