@@ -22,7 +22,9 @@ def register(app: typer.Typer) -> None:
              "Example: [bold]mfcurate label-round new ds --candidates det/candidates.csv "
              "--raters r1,r2,r3 --out round1[/bold]",
         no_args_is_help=True, rich_markup_mode="rich")
-    sub.command("new", help="Choose the objects and write one package per rater.")(new_cmd)
+    sub.command("new", help="Choose the objects and write one package per rater; rerun "
+                            "with the same options, it completes an interrupted round (a "
+                            "finished one is left as it is).")(new_cmd)
     sub.command("import", help="Read raters' files back (QuPath GeoJSON or CSV sheets); "
                                "idempotent.")(import_cmd)
     sub.command("resolve", help="Consensus per object, written into the dataset's labels "
@@ -64,9 +66,13 @@ def new_cmd(
     r = new_round(dataset, out, parse_raters(raters), candidates=candidates,
                   min_score=min_score, match_um=match_um, include=inc, sample=sample,
                   seed=seed, selection=sel, round_id=round_id)
-    _plain(f"round {r.round.round_id}: {len(r.round.objects)} objects for "
-           f"{len(r.round.raters)} raters ({r.new_detections} new detections added to the "
-           "dataset's detect part)")
+    if r.finished_before:
+        _plain(f"round {r.round.round_id} is complete in {r.folder}: nothing to do")
+    else:
+        again = f", {r.reused} of them committed by the interrupted run" if r.reused else ""
+        _plain(f"round {r.round.round_id}: {len(r.round.objects)} objects for "
+               f"{len(r.round.raters)} raters ({r.new_detections} new detections in the "
+               f"dataset's detect part{again})")
     for k, v in sorted(r.counts.items()):
         _plain(f"  {k}: {v}")
     for rater, folder in r.packages.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import zlib
 from collections.abc import Sequence
@@ -21,7 +22,6 @@ from mfcurate.labelround.select import (
     select_detections,
     select_existing,
 )
-from mfcurate.schemas.tables import objects_table
 
 _RATER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -57,13 +57,21 @@ def rater_order(keys: Sequence[str], rater: str, seed: int) -> list[str]:
 
 @dataclass
 class NewRound:
-    """What ``new`` wrote."""
+    """What ``new`` wrote.
+
+    Attributes:
+        new_detections: the round's new detections (objects of the ``detect`` part).
+        reused: how many of them a killed run of the round had committed already.
+        finished_before: the folder held this round, complete: nothing was written.
+    """
 
     round: Round
     folder: Path
     new_detections: int
     counts: dict[str, int] = field(default_factory=dict)
     packages: dict[str, Path] = field(default_factory=dict)
+    reused: int = 0
+    finished_before: bool = False
 
 
 def new_round(dataset: Path | str, out: Path | str, raters: Sequence[str], *,
@@ -73,46 +81,85 @@ def new_round(dataset: Path | str, out: Path | str, raters: Sequence[str], *,
               round_id: str | None = None) -> NewRound:
     """Choose the objects, add new detections to the ``detect`` part, write the packages.
 
+    Resumable (:mod:`.resume`): rerun with the same options, a killed run completes and
+    equals an uninterrupted one; a finished one is left as it is (``finished_before``).
+
     Raises:
-        UsageError: ``out`` already holds a round, or nothing was asked for.
+        UsageError: ``out`` already holds another round, the round id is used, or nothing
+            was asked for.
         DatasetError: nothing to review.
     """
     from mfcurate.labelround.package import write_packages
+    from mfcurate.labelround.resume import (
+        clear_pending,
+        commit_detections,
+        own_detections,
+        read_pending,
+        remove_leftovers,
+        write_pending,
+    )
 
     folder = Path(out)
-    if (folder / ROUND_FILE).exists():
-        raise UsageError(f"{folder} already holds a round; choose a new --out folder")
     if candidates is None and not include and sample <= 0:
         raise UsageError("say what to review: --candidates CSV, --include uncertain,flagged "
                          "and/or --sample N")
     ds = Dataset.open(dataset)
     sel = (selection or Selection()).check(ds)
     rid = round_id or folder.resolve().name
-    if rid in used_round_ids(ds):
+    asked = {"candidates": None if candidates is None else str(Path(candidates).resolve()),
+             "min_score": min_score, "match_um": match_um, "include": list(include),
+             "sample": sample, "filter": sel.describe()}
+    remove_leftovers(folder)
+    if (folder / ROUND_FILE).exists():
+        return _finished(ds, folder, rid, list(raters), seed, asked)
+    pending = read_pending(folder)
+    resuming = pending is not None and pending["round_id"] == rid
+    own = own_detections(ds, rid)
+    if rid in used_round_ids(ds) or (own and not resuming):
         raise UsageError(f"round id {rid!r} is already used in {ds.root}; give --id NAME")
+    skip = {k for keys in own.values() for k in keys}
     picked = Selected()
     if candidates is not None:
         select_detections(ds, sel, read_candidates(candidates), picked, min_score=min_score,
-                          match_um=match_um, csv_name=Path(candidates).name)
-    select_existing(ds, sel, include, picked, sample=sample, seed=seed)
+                          match_um=match_um, csv_name=Path(candidates).name, round_id=rid,
+                          skip=skip)
+    select_existing(ds, sel, include, picked, sample=sample, seed=seed, skip=skip)
     if not picked.objects:
         raise DatasetError(f"{ds.root}: no objects to review ({_counts_text(picked.counts)})")
-    if picked.new_records:
-        ds.write_parts({(src, "detect"): [ds.part(src, "detect"), objects_table(recs)]
-                        for src, recs in sorted(picked.new_records.items())})
+    created = str(pending["created"]) if resuming and pending else _now()
+    write_pending(folder, rid, created)
+    reused = commit_detections(ds, picked.new_records, own)
     keys = [o.object_key for o in picked.objects]
     rnd = Round(round_id=rid, dataset=str(ds.root.resolve()), raters=list(raters),
                 objects=picked.objects, order={r: rater_order(keys, r, seed) for r in raters},
-                seed=seed, created=_now(),
-                selection={"candidates": None if candidates is None else
-                           str(Path(candidates).resolve()), "min_score": min_score,
-                           "match_um": match_um, "include": list(include), "sample": sample,
-                           "filter": sel.describe(), "counts": picked.counts})
-    folder.mkdir(parents=True, exist_ok=True)
+                seed=seed, created=created, selection={**asked, "counts": picked.counts})
     packages = write_packages(ds, rnd, folder)
     rnd.save(folder)
+    clear_pending(folder)
     n_new = sum(len(v) for v in picked.new_records.values())
-    return NewRound(rnd, folder, n_new, dict(picked.counts), packages)
+    return NewRound(rnd, folder, n_new, dict(picked.counts), packages, reused)
+
+
+def _finished(ds: Dataset, folder: Path, rid: str, raters: list[str], seed: int,
+              asked: dict[str, Any]) -> NewRound:
+    """The round ``folder`` holds, when it is the one asked for (a rerun: a no-op).
+
+    Raises:
+        UsageError: it holds another round (other id, dataset, raters, seed or options).
+    """
+    from mfcurate.labelround.package import package_folder
+    from mfcurate.labelround.resume import clear_pending
+
+    rnd = load_round(folder)
+    stored = {k: v for k, v in rnd.selection.items() if k != "counts"}
+    if (rnd.round_id, rnd.dataset, rnd.raters, rnd.seed, stored) != (
+            rid, str(ds.root.resolve()), raters, seed, json.loads(json.dumps(asked))):
+        raise UsageError(f"{folder} already holds a round ({rnd.round_id}, other options); "
+                         "choose a new --out folder")
+    clear_pending(folder)  # killed after round.json, before removing the marker
+    counts = {str(k): int(v) for k, v in (rnd.selection.get("counts") or {}).items()}
+    return NewRound(rnd, folder, sum(o.new for o in rnd.objects), counts,
+                    {r: package_folder(folder, r) for r in rnd.raters}, finished_before=True)
 
 
 def used_round_ids(ds: Dataset) -> set[str]:
@@ -150,7 +197,7 @@ def import_votes(folder: Path | str, files: Sequence[Path | str], *,
     """Read rater files, validate all of them, update the ledger and the dataset's votes.
 
     Nothing is stored when any file is bad.  Re-importing unchanged files changes nothing
-    (neither the ledger nor the dataset).
+    (neither the ledger nor the dataset); a rerun of a killed import completes it.
     """
     from mfcurate.labelround.layer import PART, layer_tables
     from mfcurate.labelround.votes import (
@@ -169,9 +216,11 @@ def import_votes(folder: Path | str, files: Sequence[Path | str], *,
     ledger, s = merge_votes(rnd, old, parsed, _now(), replace_other=replace)
     ds = Dataset.open(dataset or rnd.dataset)
     tables = layer_tables(ds, rnd, vote_records(rnd, ledger))
-    ds.write_layers(tables, part=PART)
+    # the ledger first: the layer is rebuilt from it, so an import killed between the two
+    # writes is completed by its rerun with the same votes and times
     if sorted(ledger, key=_vote_key) != sorted(old, key=_vote_key):
         write_ledger(folder, ledger)
+    ds.write_layers(tables, part=PART)
     by_rater: dict[str, int] = {}
     for v in ledger:
         by_rater[v.rater] = by_rater.get(v.rater, 0) + 1

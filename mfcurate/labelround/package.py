@@ -77,18 +77,24 @@ def object_rows(ds: Dataset, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def package_folder(out: Path, rater: str) -> Path:
+    """The folder of a rater's package in round folder ``out``."""
+    return out / "packages" / safe_name(rater)
+
+
 def write_packages(ds: Dataset, rnd: Round, out: Path) -> dict[str, Path]:
     """Write every rater's package under ``out/packages``; return ``rater -> folder``.
 
     Each rater's folder is built beside its place and swapped in whole
     (:func:`mfcurate.dataset.atomic_folder`): killed midway, a rater has a whole package or
-    none, and ``round.json`` (written after all packages) is missing.
+    none, and ``round.json`` (written after all packages) is missing.  The bytes depend on the
+    round only, so a resumed ``new`` rewrites a package it had finished identically.
     """
     rows = object_rows(ds, [o.object_key for o in rnd.objects])
     images = {r["image_key"]: r for r in ds.images().to_pylist()}
     folders: dict[str, Path] = {}
     for rater in rnd.raters:
-        folder = out / "packages" / safe_name(rater)
+        folder = package_folder(out, rater)
         with atomic_folder(folder) as build:  # a rater gets a whole package or none
             _write_package(ds, rnd, rater, rows, images, build)
         folders[rater] = folder

@@ -9,19 +9,27 @@
   no second look).  The others are **new detections**: objects of the ``detect`` base part
   with label ``uncertain`` (not judged yet, never trained), ``label_origin = model``, no
   mask and a box of the candidate's area (a disk of ``DISK_RADIUS_UM`` without one).
+  Their keys are ``<image key>/det-<round>-<x>-<y>`` (``-2``, ``-3``... when two candidates
+  of the round round to one pixel) and ``extra.detect.round`` names the round, so a rerun of
+  an interrupted round makes the same objects again and recognises the ones it committed.
 * **Uncertain / flagged objects** of the dataset (``--include uncertain,flagged``).
 * **A seeded sample** of the selection's objects (``--sample N``), e.g. to measure agreement
   on objects already labelled.
 
 Rows that cannot be used (an image not in the dataset, a point outside its image, a
 non-numeric value) are counted and skipped, never fatal; a file without the columns is.
+
+The round's own detections already in the dataset (``skip``: committed by a run of the same
+round that was killed before it finished) are left out of everything the selection reads, so
+the resumed selection equals the uninterrupted one.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,19 +121,23 @@ def image_lookup(images: pa.Table) -> dict[str, dict[str, Any]]:
 
 
 def select_detections(ds: Dataset, sel: Selection, candidates: Sequence[dict[str, Any]],
-                      out: Selected, *, min_score: float, match_um: float, csv_name: str
-                      ) -> None:
-    """Add the candidates above ``min_score`` to ``out`` (see the module docstring)."""
+                      out: Selected, *, min_score: float, match_um: float, csv_name: str,
+                      round_id: str, skip: Collection[str] = ()) -> None:
+    """Add the candidates above ``min_score`` to ``out`` (see the module docstring).
+
+    ``skip``: object keys the selection must not see (the round's own earlier detections).
+    """
     from scipy.spatial import cKDTree
 
     images = image_lookup(select_images(ds, sel))
-    existing = select_objects(ds, sel, _OBJ_COLS).to_pylist()
+    existing = _objects(ds, sel, skip)
     per_image: dict[str, list[dict[str, Any]]] = {}
     for r in existing:
         per_image.setdefault(r["image_key"], []).append(r)
     trees: dict[str, Any] = {}
     taken = {k for src in ds.sources if "detect" in ds.parts(src)
-             for k in ds.part(src, "detect", ["object_key"]).column("object_key").to_pylist()}
+             for k in ds.part(src, "detect", ["object_key"]).column("object_key").to_pylist()
+             } - set(skip)
     for c in candidates:
         if c["score"] is None or c["score"] < min_score:
             out.count("below min score")
@@ -153,7 +165,7 @@ def select_detections(ds: Dataset, sel: Selection, candidates: Sequence[dict[str
                 else:
                     out.count("detector: matches a labelled object")
                 continue
-        rec = _new_record(im, c, mpp, csv_name, taken)
+        rec = _new_record(im, c, mpp, csv_name, taken, round_id)
         taken.add(rec.object_key)
         out.new_records.setdefault(rec.source, []).append(rec)
         out.add(RoundObject(rec.object_key, rec.image_key, rec.source,
@@ -162,22 +174,40 @@ def select_detections(ds: Dataset, sel: Selection, candidates: Sequence[dict[str
         out.count("detector: new detection")
 
 
+def _objects(ds: Dataset, sel: Selection, skip: Collection[str]) -> list[dict[str, Any]]:
+    """The selection's effective objects (``_OBJ_COLS``) without the ``skip`` keys."""
+    rows = select_objects(ds, sel, _OBJ_COLS).to_pylist()
+    if not skip:
+        return rows
+    gone = set(skip)
+    return [r for r in rows if r["object_key"] not in gone]
+
+
+def round_tag(round_id: str) -> str:
+    """The round id as it appears in its detections' keys (letters, digits, ``._-``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", round_id)
+
+
 def _new_record(im: dict[str, Any], c: dict[str, Any], mpp: float, csv_name: str,
-                taken: set[str]) -> ObjectRecord:
-    """A ``detect``-part object for a candidate: a box of its area, label uncertain."""
+                taken: set[str], round_id: str) -> ObjectRecord:
+    """A ``detect``-part object for a candidate: a box of its area, label uncertain.
+
+    Its key depends on the round, the image, the rounded centre and the keys ``taken``
+    before it (the dataset's other detections and the round's earlier candidates) only.
+    """
     x, y = float(c["x"]), float(c["y"])
     area = c.get("area_um2")
     r_px = (math.sqrt(area / math.pi) if area and area > 0 else DISK_RADIUS_UM) / mpp
     w = float(im["width"]) if im["width"] else x + r_px + 1
     h = float(im["height"]) if im["height"] else y + r_px + 1
     box = (max(0.0, x - r_px), max(0.0, y - r_px), min(w, x + r_px), min(h, y + r_px))
-    ann = f"det-{x:.0f}-{y:.0f}"
+    ann = f"det-{round_tag(round_id)}-{x:.0f}-{y:.0f}"
     key, k = f"{im['image_key']}/{ann}", 1
     while key in taken:
         k += 1
         key = f"{im['image_key']}/{ann}-{k}"
     extra = {"detect": {k: c.get(k) for k in ("score", "seg_score", "origin", "area_um2")
-                        if c.get(k) is not None} | {"file": csv_name}}
+                        if c.get(k) is not None} | {"file": csv_name, "round": round_id}}
     return ObjectRecord(
         object_key=key, image_key=im["image_key"], source=im["source"],
         source_annotation_id=key.rsplit("/", 1)[1], source_file=csv_name,
@@ -194,8 +224,10 @@ def _existing(o: dict[str, Any], why: str, score: float | None = None) -> RoundO
 
 
 def select_existing(ds: Dataset, sel: Selection, include: Iterable[str], out: Selected,
-                    sample: int = 0, seed: int = 0) -> None:
+                    sample: int = 0, seed: int = 0, skip: Collection[str] = ()) -> None:
     """Add the selection's uncertain and/or flagged objects, then a seeded sample of the rest.
+
+    ``skip``: object keys the selection must not see (the round's own earlier detections).
 
     Raises:
         UsageError: an ``include`` value other than ``uncertain`` or ``flagged``.
@@ -207,7 +239,7 @@ def select_existing(ds: Dataset, sel: Selection, include: Iterable[str], out: Se
                          "choose uncertain and/or flagged")
     if not inc and sample <= 0:
         return
-    objs = select_objects(ds, sel, _OBJ_COLS).to_pylist()
+    objs = _objects(ds, sel, skip)
     objs.sort(key=lambda o: o["object_key"])
     for o in objs:
         if "uncertain" in inc and o["label"] == Label.UNCERTAIN:

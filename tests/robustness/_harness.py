@@ -2,13 +2,19 @@
 
 The contract (issue 13): a failing command prints one line ``error: ...`` on stderr, no
 traceback, exits 1 (data/environment) or 2 (usage), and leaves the dataset byte-identical.
+:func:`run_killed` and :func:`counted_writes` kill a command at each of its writes in turn.
 """
 
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +55,44 @@ def assert_one_line_error(res: Result, code: int, *needles: str) -> None:
     assert len(errors) == 1 and lines[-1] == errors[0], res.err  # notices may come first
     for n in needles:
         assert n in errors[0], (n, errors[0])
+
+
+#: ``python -c KILL_CHILD NTH ARGV...``: ``mfcurate ARGV`` killing itself with SIGKILL at its
+#: NTH ``os.replace`` (the last step of every atomic file write and folder swap).
+KILL_CHILD = r"""
+import os, signal, sys
+nth, real, calls = int(sys.argv[1]), os.replace, [0]
+
+def dying(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == nth:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+
+os.replace = dying
+from mfcurate.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def run_killed(nth: int, *argv: str | Path, timeout: float = 120
+               ) -> subprocess.CompletedProcess[str]:
+    """Run ``mfcurate ARGV`` in a child that SIGKILLs itself at its ``nth`` ``os.replace``.
+
+    The return code is ``-SIGKILL`` when it died, that of the command when it finished first.
+    """
+    return subprocess.run([sys.executable, "-c", KILL_CHILD, str(nth), *map(str, argv)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@contextmanager
+def counted_writes() -> Iterator[Any]:
+    """``with counted_writes() as w:`` ... ``w.call_count``: this process's ``os.replace`` calls.
+
+    With :func:`run_killed`, tells how many write points a command has (kill at each in turn).
+    """
+    import os
+    from unittest import mock
+
+    with mock.patch("os.replace", wraps=os.replace) as w:
+        yield w
