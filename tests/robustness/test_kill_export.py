@@ -1,12 +1,12 @@
 """A GeoJSON export killed (SIGKILL) at every write: ``OUT/geojson`` is the old set or none.
 
-A child process exports into a folder that already holds a complete export of another
-selection and kills itself with SIGKILL at the k-th ``os.replace`` (every per-image file, the
-index, and the two renames of the swap), for every k until the export completes.  After each
-death ``OUT/geojson`` is byte-identical to the previous export, or (killed between the two
-renames of the swap) missing with the previous set kept aside; nothing partial is visible.
-A rerun restores or replaces it cleanly: the result equals an uninterrupted export and no
-hidden leftover remains.
+A child ``mfcurate export`` (:func:`tests.robustness._harness.run_killed`) exports into a
+folder that already holds a complete export of another selection and kills itself with
+SIGKILL at the k-th ``os.replace`` (every per-image file, the index, and the two renames of
+the swap), for every k until the export completes.  After each death ``OUT/geojson`` is
+byte-identical to the previous export, or (killed between the two renames of the swap)
+missing with the previous set kept aside; nothing partial is visible.  A rerun restores or
+replaces it cleanly: the result equals an uninterrupted export and no hidden leftover remains.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,25 +22,7 @@ import pytest
 
 from mfcurate.export.geojson_export import export_geojson
 from tests.publish.synthetic_dataset import build_dataset
-from tests.robustness._harness import tree_digest
-
-CHILD = r"""
-import os, signal, sys
-from mfcurate.export.geojson_export import export_geojson
-
-nth = int(sys.argv[1])
-real = os.replace
-calls = {"n": 0}
-
-def dying(*args, **kwargs):
-    calls["n"] += 1
-    if calls["n"] == nth:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(*args, **kwargs)
-
-os.replace = dying
-export_geojson(sys.argv[2], sys.argv[3])
-"""
+from tests.robustness._harness import run_killed, tree_digest
 
 
 def _hidden(out: Path) -> list[str]:
@@ -61,8 +42,7 @@ def test_geojson_export_killed_at_every_write(tmp_path: Path) -> None:
     for nth in range(1, 20):
         out = tmp_path / f"out{nth}"
         shutil.copytree(previous, out)
-        p = subprocess.run([sys.executable, "-c", CHILD, str(nth), str(ds), str(out)],
-                           capture_output=True, text=True, timeout=60)
+        p = run_killed(nth, "export", ds, "--format", "geojson", "--out", out, timeout=60)
         if p.returncode == 0:
             break
         assert p.returncode == -signal.SIGKILL, p.stderr
@@ -85,20 +65,12 @@ def test_geojson_export_killed_at_every_write(tmp_path: Path) -> None:
 def test_killed_first_export_leaves_no_folder(tmp_path: Path) -> None:
     ds = build_dataset(tmp_path / "data", n_images=1, size=128)
     out = tmp_path / "out"
-    p = subprocess.run([sys.executable, "-c", CHILD, "2", str(ds), str(out)],
-                       capture_output=True, text=True, timeout=60)
+    p = run_killed(2, "export", ds, "--format", "geojson", "--out", out, timeout=60)
     assert p.returncode == -signal.SIGKILL, p.stderr
     assert not (out / "geojson").exists()
     assert [n for n in _hidden(out) if n.startswith(".geojson.")]
     summary = export_geojson(ds, out)
     assert _hidden(out) == [] and summary["files"] == 2
-
-
-REVIEW_CHILD = CHILD.replace(
-    "from mfcurate.export.geojson_export import export_geojson",
-    "from mfcurate.review.export import export_review").replace(
-    "export_geojson(sys.argv[2], sys.argv[3])",
-    "export_review(sys.argv[2], sys.argv[3], include='all')")
 
 
 def _review_set(out: Path) -> dict[str, str]:
@@ -123,8 +95,7 @@ def test_export_review_killed_at_every_write(tmp_path: Path) -> None:
     for nth in range(1, 20):
         out = tmp_path / f"out{nth}"
         shutil.copytree(previous, out)
-        p = subprocess.run([sys.executable, "-c", REVIEW_CHILD, str(nth), str(ds), str(out)],
-                           capture_output=True, text=True, timeout=60)
+        p = run_killed(nth, "export-review", ds, "--out", out, "--include", "all", timeout=60)
         if p.returncode == 0:
             break
         assert p.returncode == -signal.SIGKILL, p.stderr
