@@ -101,13 +101,9 @@ def load_model(args: argparse.Namespace) -> Any:
 
         torch.manual_seed(0)
         sam = sam_model_registry[args.model](checkpoint=None)
-    with torch.no_grad():  # random weights: blob-shaped, decisive logits
-        for m in sam.mask_decoder.output_upscaling:
-            if isinstance(m, torch.nn.ConvTranspose2d):  # no pixel noise from random kernels
-                m.weight.copy_(m.weight.mean((2, 3), keepdim=True).expand_as(m.weight))
-        for mlp in sam.mask_decoder.output_hypernetworks_mlps:
-            mlp.layers[-1].weight.mul_(args.gain)
-            mlp.layers[-1].bias.mul_(args.gain)
+    from mfcurate.segment.sam_models import sharpen_random_sam
+
+    sharpen_random_sam(sam, args.gain, blobs=True)  # random weights: blob-shaped, decisive
     return sam.to(args.device).eval()
 
 

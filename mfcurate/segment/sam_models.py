@@ -71,6 +71,28 @@ def build_tiny_sam(seed: int = 0, image_size: int = 1024) -> Any:
     return sam
 
 
+def sharpen_random_sam(sam: Any, gain: float = 50.0, blobs: bool = False) -> Any:
+    """Make a randomly initialised SAM give decisive masks (in place; returns ``sam``).
+
+    Random weights give logits near the mask threshold, so stability and area filters mean
+    nothing.  The last layer of each output hypernetwork is scaled by ``gain``; with
+    ``blobs`` the mask upscaling's transposed-convolution kernels are replaced by their mean,
+    so masks are blobs of embedding cells with no pixel noise from random kernels.  For tests
+    and benchmarks only (the compute does not depend on the weights).
+    """
+    import torch
+
+    with torch.no_grad():
+        if blobs:
+            for m in sam.mask_decoder.output_upscaling:
+                if isinstance(m, torch.nn.ConvTranspose2d):
+                    m.weight.copy_(m.weight.mean((2, 3), keepdim=True).expand_as(m.weight))
+        for mlp in sam.mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.mul_(gain)
+            mlp.layers[-1].bias.mul_(gain)
+    return sam
+
+
 def save_checkpoint(sam: Any, path: Path | str) -> Path:
     """Save a model's state dict (the format of the official checkpoints)."""
     import torch

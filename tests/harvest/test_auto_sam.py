@@ -17,7 +17,7 @@ from mfcurate.segment.auto_sam import (
     _interp_matrix,
     _Upsampler,
 )
-from mfcurate.segment.sam_models import build_tiny_sam, save_checkpoint
+from mfcurate.segment.sam_models import build_tiny_sam, save_checkpoint, sharpen_random_sam
 from mfcurate.synth.render import render_tissue
 
 torch.set_num_threads(1)
@@ -25,12 +25,7 @@ torch.set_num_threads(1)
 
 def _sharp_tiny_sam(image_size: int, gain: float = 50.0) -> torch.nn.Module:
     """Tiny random SAM whose mask logits are scaled up, so that stability means something."""
-    sam = build_tiny_sam(0, image_size=image_size)
-    with torch.no_grad():
-        for mlp in sam.mask_decoder.output_hypernetworks_mlps:
-            mlp.layers[-1].weight.mul_(gain)
-            mlp.layers[-1].bias.mul_(gain)
-    return sam
+    return sharpen_random_sam(build_tiny_sam(0, image_size=image_size), gain)
 
 
 @pytest.mark.parametrize(("n_in", "n_out"), [(64, 256), (256, 1024), (256, 179), (37, 300)])
@@ -63,15 +58,7 @@ def test_windowed_upsampling_matches_postprocess(orig: tuple[int, int]) -> None:
 
 def _blob_tiny_sam(image_size: int) -> torch.nn.Module:
     """Tiny random SAM whose masks are blobs of embedding cells (as bench_harvest's)."""
-    sam = build_tiny_sam(0, image_size=image_size)
-    with torch.no_grad():
-        for m in sam.mask_decoder.output_upscaling:
-            if isinstance(m, torch.nn.ConvTranspose2d):
-                m.weight.copy_(m.weight.mean((2, 3), keepdim=True).expand_as(m.weight))
-        for mlp in sam.mask_decoder.output_hypernetworks_mlps:
-            mlp.layers[-1].weight.mul_(500.0)
-            mlp.layers[-1].bias.mul_(500.0)
-    return sam
+    return sharpen_random_sam(build_tiny_sam(0, image_size=image_size), 500.0, blobs=True)
 
 
 @pytest.mark.parametrize(("shape", "big_window", "nms", "area", "blobs"), [

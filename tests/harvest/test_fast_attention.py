@@ -22,7 +22,7 @@ from mfcurate.segment.fast_attention import (
     set_encoder_bf16,
     unpatch_image_encoder,
 )
-from mfcurate.segment.sam_models import build_tiny_sam, save_checkpoint
+from mfcurate.segment.sam_models import build_tiny_sam, save_checkpoint, sharpen_random_sam
 from mfcurate.segment.spec import SegmenterSpec, auto_segmenter, box_segmenter, clear_cache
 from mfcurate.synth.render import render_tissue
 
@@ -83,14 +83,7 @@ def test_embeddings_match_stock(chunk: int) -> None:
 
 def test_generator_masks_identical_with_fused_encoder() -> None:
     """Pruning off: our generator on the fused encoder keeps stock's masks on the stock one."""
-    sam = _tiny(256)
-    with torch.no_grad():  # blob-shaped, decisive masks (as bench_harvest's random model)
-        for m in sam.mask_decoder.output_upscaling:
-            if isinstance(m, torch.nn.ConvTranspose2d):
-                m.weight.copy_(m.weight.mean((2, 3), keepdim=True).expand_as(m.weight))
-        for mlp in sam.mask_decoder.output_hypernetworks_mlps:
-            mlp.layers[-1].weight.mul_(500.0)
-            mlp.layers[-1].bias.mul_(500.0)
+    sam = sharpen_random_sam(_tiny(256), 500.0, blobs=True)  # blob-shaped, decisive masks
     fused = copy.deepcopy(sam)
     patch_image_encoder(fused)
     rgb, _ = render_tissue(np.random.default_rng(0), 256, 256, mpp=0.5)

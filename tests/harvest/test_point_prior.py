@@ -12,7 +12,7 @@ import torch
 from mfcurate.segment.auto_classical import ClassicalAutoSegmenter
 from mfcurate.segment.auto_sam import AmgOptions, SamAutoSegmenter, grid_order
 from mfcurate.segment.point_prior import point_prior, points_in, prompt_coverage
-from mfcurate.segment.sam_models import build_tiny_sam
+from mfcurate.segment.sam_models import build_tiny_sam, sharpen_random_sam
 from mfcurate.synth.render import render_tissue
 
 torch.set_num_threads(1)
@@ -21,12 +21,7 @@ REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real" /
 
 
 def _sam() -> torch.nn.Module:
-    sam = build_tiny_sam(0, image_size=256)
-    with torch.no_grad():
-        for mlp in sam.mask_decoder.output_hypernetworks_mlps:
-            mlp.layers[-1].weight.mul_(50.0)
-            mlp.layers[-1].bias.mul_(50.0)
-    return sam
+    return sharpen_random_sam(build_tiny_sam(0, image_size=256), 50.0)
 
 
 def _labels(rgb: np.ndarray, mpp: float) -> np.ndarray:
