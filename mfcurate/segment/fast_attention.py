@@ -108,17 +108,15 @@ def fast_attention_forward(module: Any, x: Any, query_chunk: int = DEFAULT_QUERY
         table_h = rel_pos_table(h, module.rel_pos_h)  # (H, H, C)
         table_w = rel_pos_table(w, module.rel_pos_w)  # (W, W, C)
         rows = torch.arange(n, device=x.device)
-        step = max(1, min(int(query_chunk), n))
-        out = q if step >= n else torch.empty_like(q)  # one chunk: no copy
+        step = max(1, int(query_chunk))
+        parts = []
         for start in range(0, n, step):
             sel = rows[start:start + step]
             qs = q[:, :, start:start + step]
             bias = _bias(qs, table_h[sel // w], table_w[sel % w], (h, w))
-            part = F.scaled_dot_product_attention(qs, k, v, attn_mask=bias, scale=module.scale)
-            if step >= n:
-                out = part
-            else:
-                out[:, :, start:start + step] = part
+            parts.append(F.scaled_dot_product_attention(qs, k, v, attn_mask=bias,
+                                                        scale=module.scale))
+        out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)  # one chunk: no copy
     y = out.view(b, heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
     return module.proj(y)
 
