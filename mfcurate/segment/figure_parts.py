@@ -262,9 +262,7 @@ def join_figures(masks: Sequence[BoolMask], offsets: Sequence[tuple[int, int]],
         if rec is None:
             continue
         box, _rle, area, cen = rec
-        rows = np.flatnonzero(m.any(axis=1))
-        cols = np.flatnonzero(m.any(axis=0))
-        tight = m[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-        out.append(Figure(g, tight, (off[0] + int(cols[0]), off[1] + int(rows[0])), box, cen,
-                          area))
+        x0, y0, x1, y1 = (int(v) for v in box)  # tight, integer edges, level-0 px
+        tight = m[y0 - off[1]:y1 - off[1], x0 - off[0]:x1 - off[0]]
+        out.append(Figure(g, tight, (x0, y0), box, cen, area))
     return out
